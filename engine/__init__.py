@@ -1,0 +1,1 @@
+"""Deep Learning Lab's engines: plain Python on numpy, scipy, torch and pillow, no Streamlit."""

@@ -1,0 +1,1 @@
+"""What every engine shares: errors, the Reporter contract and jobs, checkpoints, devices, data."""

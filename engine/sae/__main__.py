@@ -1,0 +1,94 @@
+"""Command line for the sparse autoencoder: `python -m engine.sae train|gradcheck --help`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from engine.core.errors import LabError
+from engine.core.grids import png_bytes, tile_images, upscale
+from engine.core.jobs import ConsoleReporter
+from engine.sae.images import SOURCES
+from engine.sae.train import UFLDL, UFLDL_COST_TRAINED, SAEConfig, gradient_check, prepare_data, save_result, train
+
+
+def config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--patch-size", type=int, default=UFLDL.patch_size, help="side of the square patches, pixels (default %(default)s)")
+    parser.add_argument("--hidden", type=int, default=UFLDL.hidden_size, help="hidden units (default %(default)s)")
+    parser.add_argument("--patches", type=int, default=UFLDL.num_patches, help="number of training patches (default %(default)s)")
+    parser.add_argument("--rho", type=float, default=UFLDL.rho, help="target mean activation (default %(default)s)")
+    parser.add_argument("--beta", type=float, default=UFLDL.beta, help="sparsity weight (default %(default)s)")
+    parser.add_argument("--lam", type=float, default=UFLDL.lam, help="weight decay lambda (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=UFLDL.seed, help="seed for patches and initial weights (default %(default)s)")
+    parser.add_argument("--source", choices=list(SOURCES), default=UFLDL.source, help="images to sample (default %(default)s)")
+    parser.add_argument("--images", nargs="+", type=Path, default=[], help="image files, with --source upload")
+
+
+def config_from(args: argparse.Namespace, max_iter: int = UFLDL.max_iter) -> SAEConfig:
+    return SAEConfig(
+        patch_size=args.patch_size,
+        hidden_size=args.hidden,
+        num_patches=args.patches,
+        rho=args.rho,
+        beta=args.beta,
+        lam=args.lam,
+        max_iter=max_iter,
+        seed=args.seed,
+        source=args.source,
+    ).validate()
+
+
+def read_images(paths: list[Path]) -> list[tuple[str, bytes]]:
+    try:
+        return [(path.name, path.read_bytes()) for path in paths]
+    except OSError as error:
+        raise LabError(f"Cannot read {error.filename}: {error.strerror}.") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.sae", description="UFLDL's sparse autoencoder on natural image patches.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_parser = commands.add_parser("train", help="train with L-BFGS and save a checkpoint")
+    config_arguments(train_parser)
+    train_parser.add_argument("--iterations", type=int, default=UFLDL.max_iter, help="L-BFGS iterations (default %(default)s)")
+    train_parser.add_argument("--out", type=Path, default=Path("runs/sae/latest"), help="checkpoint path, without extension (default %(default)s)")
+    train_parser.add_argument("--filters-png", type=Path, help="also write the learned filters as a PNG")
+    check_parser = commands.add_parser("gradcheck", help="compare backprop with central differences")
+    config_arguments(check_parser)
+    check_parser.add_argument("--examples", type=int, default=100, help="patches used by the check (default %(default)s)")
+    check_parser.add_argument("--epsilon", type=float, default=1e-4, help="finite-difference step (default %(default)s)")
+    args = parser.parse_args(argv)
+
+    try:
+        uploads = read_images(args.images)
+        if args.command == "gradcheck":
+            config = config_from(args)
+            data = prepare_data(config, uploads)
+            check = gradient_check(config, data.patches, args.examples, args.epsilon)
+            verdict = "PASS" if check.passed else "FAIL"
+            print(f"relative difference {check.relative_difference:.3e} over {check.parameters} parameters "
+                  f"and {check.examples} patches: {verdict} (threshold {check.threshold:.0e})")
+            return 0 if check.passed else 1
+        config = config_from(args, args.iterations)
+        data = prepare_data(config, uploads)
+        reporter = ConsoleReporter("L-BFGS", log_every=50)
+        result = train(config, data.patches, reporter)
+        reporter.close()
+        command = "python -m engine.sae " + shlex.join(argv if argv is not None else sys.argv[1:])
+        path = save_result(args.out, result, command, data.fingerprint)
+        print(f"cost {result.initial.total:.4f} -> {result.final.total:.4f} in {result.iterations} iterations, "
+              f"{result.seconds:.2f} s (UFLDL: 48.85 -> {UFLDL_COST_TRAINED})")
+        print(f"saved {path} and {path.with_suffix('.json')}")
+        if args.filters_png:
+            args.filters_png.write_bytes(png_bytes(upscale(tile_images(result.filters()), 8)))
+            print(f"saved {args.filters_png}")
+        return 0
+    except LabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Training the sparse autoencoder with L-BFGS, as UFLDL's exercise does with minFunc.
+
+    python -m engine.sae train                       # UFLDL's defaults on Olshausen's images
+    python -m engine.sae train --hidden 49 --beta 5  # any field can be overridden
+    python -m engine.sae gradcheck                   # central differences vs backprop
+
+The loop is scipy's L-BFGS-B. After every iteration its callback reports the three cost terms
+and the current filters, and raises StopIteration when a stop is requested; scipy then returns
+the iterate it had, which is kept like a finished run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from engine.core.checkpoints import SHIPPED_DIR, checkpoint_bytes, load_checkpoint, save_checkpoint
+from engine.core.device import seed_everything
+from engine.core.errors import CheckpointError, ConfigError
+from engine.core.jobs import Reporter
+from engine.sae.images import SOURCES, load_source
+from engine.sae.model import (
+    CostTerms,
+    FastCost,
+    GradientCheck,
+    check_gradient,
+    hidden_activations,
+    initialize_parameters,
+    parameter_count,
+    reconstruct,
+    unpack,
+)
+from engine.sae.patches import as_images, training_patches, whiten
+
+# UFLDL's published figures for its defaults: the cost at the random start and after 400 iterations
+UFLDL_COST_UNTRAINED = 48.85
+UFLDL_COST_TRAINED = 0.481
+
+MAX_ITERATIONS = 2000
+MAX_PATCHES = 100_000
+MAX_HIDDEN = 400
+MAX_PATCH_SIZE = 32
+SHIPPED_CHECKPOINT = SHIPPED_DIR / "sae_ufldl"  # UFLDL's defaults on Olshausen's images, made by the command in its card
+SAMPLE_PATCHES = 20  # kept with a result to show reconstructions without the training data
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    patch_size: int = 8  # 8x8 patches: 64 visible units
+    hidden_size: int = 25  # 25 hidden units, shown as a 5x5 grid of filters
+    num_patches: int = 10_000
+    rho: float = 0.01  # target mean activation of each hidden unit
+    beta: float = 3.0  # weight of the sparsity penalty
+    lam: float = 1e-4  # weight decay (UFLDL's lambda)
+    max_iter: int = 400  # L-BFGS iterations
+    seed: int = 0
+    source: str = "olshausen"
+
+    @property
+    def visible_size(self) -> int:
+        return self.patch_size**2
+
+    def validate(self) -> "SAEConfig":
+        def require(ok: bool, message: str):
+            if not ok:
+                raise ConfigError(message)
+
+        require(1 <= self.hidden_size <= MAX_HIDDEN, f"hidden_size must be between 1 and {MAX_HIDDEN}, got {self.hidden_size}.")
+        require(2 <= self.patch_size <= MAX_PATCH_SIZE, f"patch_size must be between 2 and {MAX_PATCH_SIZE} pixels, got {self.patch_size}.")
+        require(10 <= self.num_patches <= MAX_PATCHES, f"num_patches must be between 10 and {MAX_PATCHES:,}, got {self.num_patches:,}.")
+        require(0 < self.rho < 1, f"rho is a target mean activation and must lie strictly between 0 and 1, got {self.rho}.")
+        require(self.beta >= 0, f"beta (sparsity weight) cannot be negative, got {self.beta}.")
+        require(self.lam >= 0, f"lambda (weight decay) cannot be negative, got {self.lam}.")
+        require(1 <= self.max_iter <= MAX_ITERATIONS, f"max_iter must be between 1 and {MAX_ITERATIONS}, got {self.max_iter}.")
+        require(self.seed >= 0, f"seed must be 0 or more, got {self.seed}.")
+        require(self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}, got {self.source!r}.")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SAEConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"Unknown SAE settings: {', '.join(sorted(unknown))}.")
+        return cls(**values)
+
+
+UFLDL = SAEConfig()  # the exercise's settings; reaches cost ~0.46 on Olshausen's images
+
+
+def cli_command(config: SAEConfig) -> str:
+    """The command line that trains `config`, so a run from the page can be repeated from a shell."""
+    return (
+        f"python -m engine.sae train --patch-size {config.patch_size} --hidden {config.hidden_size} "
+        f"--patches {config.num_patches} --rho {config.rho:g} --beta {config.beta:g} --lam {config.lam:g} "
+        f"--iterations {config.max_iter} --seed {config.seed} --source {config.source}"
+    )
+
+
+@dataclass(frozen=True)
+class SAEData:
+    images: list[np.ndarray]  # whitened, float64 (H, W)
+    patches: np.ndarray  # (visible, num_patches) in [0.1, 0.9]
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(np.ascontiguousarray(self.patches).tobytes()).hexdigest()[:16]
+
+
+def prepare_data(config: SAEConfig, uploads: list[tuple[str, bytes]] | None = None, progress=None) -> SAEData:
+    """Load the source's images, whiten them, sample and normalise the patches (seeded by config.seed)."""
+    config.validate()
+    images = [whiten(image) for image in load_source(config.source, uploads, progress)]
+    rng = np.random.default_rng(config.seed)
+    return SAEData(images, training_patches(images, config.patch_size, config.num_patches, rng))
+
+
+@dataclass(frozen=True)
+class SAEResult:
+    config: SAEConfig
+    theta: np.ndarray
+    initial: CostTerms
+    final: CostTerms
+    iterations: int
+    stopped: bool
+    seconds: float
+    mean_activation: np.ndarray  # rho_hat per hidden unit over the training patches
+    sample_patches: np.ndarray  # (visible, k): a few training patches, kept for showing reconstructions
+    history: list[dict[str, float]]  # one row per iteration: step, cost and its three terms
+
+    def parameters(self):
+        return unpack(self.theta, self.config.visible_size, self.config.hidden_size)
+
+    def filters(self) -> np.ndarray:
+        return filters_of(self.theta, self.config)
+
+    def reconstructions(self) -> tuple[np.ndarray, np.ndarray]:
+        """The kept sample patches and the autoencoder's reconstructions of them, as (k, patch, patch) images."""
+        size = self.config.patch_size
+        rebuilt = reconstruct(self.theta, self.sample_patches, self.config.hidden_size)
+        return as_images(self.sample_patches, size), as_images(rebuilt, size)
+
+
+def filters_of(theta: np.ndarray, config: SAEConfig) -> np.ndarray:
+    """The rows of W1 as images: (hidden, patch, patch), in the column-major order the patches use."""
+    W1 = unpack(theta, config.visible_size, config.hidden_size)[0]
+    return W1.reshape(config.hidden_size, config.patch_size, config.patch_size).transpose(0, 2, 1)
+
+
+def train(config: SAEConfig, patches: np.ndarray, report: Reporter) -> SAEResult:
+    """Minimise the sparse autoencoder cost on `patches` (visible, m) with L-BFGS."""
+    import scipy.optimize
+    from threadpoolctl import threadpool_limits
+
+    config.validate()
+    if patches.shape[0] != config.visible_size:
+        raise ConfigError(f"The patches have {patches.shape[0]} pixels each, the config expects {config.visible_size}.")
+    rng = seed_everything(config.seed)
+    started = time.perf_counter()
+    theta = initialize_parameters(config.hidden_size, config.visible_size, rng)
+    cost = FastCost(patches, config.hidden_size, config.lam, config.beta, config.rho)
+    evaluated: dict[str, object] = {}
+
+    def fun(theta):
+        value, grad = cost(theta)
+        evaluated["theta"], evaluated["terms"] = theta.copy(), cost.last_terms
+        return value, grad
+
+    def terms_at(theta) -> CostTerms:
+        if not np.array_equal(evaluated.get("theta"), theta):  # L-BFGS-B usually evaluates the accepted point last
+            fun(theta)
+        return evaluated["terms"]
+
+    history: list[dict[str, float]] = []
+
+    def report_step(step: int, theta: np.ndarray, terms: CostTerms):
+        row = {"cost": terms.total, "reconstruction": terms.reconstruction, "weight_decay": terms.weight_decay, "sparsity": terms.sparsity}
+        history.append({"step": step, **row})
+        report.metric(step, **row)
+        report.snapshot("filters", filters_of(theta, config))
+        report.progress(step, config.max_iter)
+
+    best: dict = {"iterations": 0}
+
+    def callback(intermediate_result):
+        best["iterations"] += 1
+        terms = terms_at(intermediate_result.x)
+        if terms.total <= best["terms"].total:
+            best["theta"], best["terms"] = intermediate_result.x.copy(), terms
+        report_step(best["iterations"], intermediate_result.x, terms)
+        if report.stop_requested:
+            raise StopIteration
+
+    # the cost already runs its chunks on parallel threads; BLAS threads inside each would
+    # oversubscribe the cores, and stalled threads make every evaluation wait for the slowest
+    with cost, threadpool_limits(limits=1, user_api="blas"):
+        initial = terms_at(theta)
+        best["theta"], best["terms"] = theta, initial
+        report_step(0, theta, initial)
+        scipy.optimize.minimize(fun, theta, jac=True, method="L-BFGS-B", callback=callback, options={"maxiter": config.max_iter})
+    mean_activation = hidden_activations(best["theta"], patches, config.hidden_size).mean(axis=1)
+    return SAEResult(
+        config=config,
+        theta=best["theta"],
+        initial=initial,
+        final=best["terms"],
+        iterations=best["iterations"],
+        stopped=report.stop_requested,
+        seconds=time.perf_counter() - started,
+        mean_activation=mean_activation,
+        sample_patches=patches[:, :SAMPLE_PATCHES].copy(),
+        history=history,
+    )
+
+
+def gradient_check(config: SAEConfig, patches: np.ndarray, examples: int = 100, epsilon: float = 1e-4) -> GradientCheck:
+    """UFLDL's check on the first `examples` patches: every parameter, central differences."""
+    config.validate()
+    if not 1 <= examples <= patches.shape[1]:
+        raise ConfigError(f"The gradient check needs between 1 and {patches.shape[1]} examples, got {examples}.")
+    rng = np.random.default_rng(config.seed)
+    return check_gradient(patches[:, :examples], config.hidden_size, config.lam, config.beta, config.rho, rng, epsilon)
+
+
+def result_card(result: SAEResult, command: str, data_fingerprint: str) -> tuple[dict, dict]:
+    """The tensors and the card that describe a trained result."""
+    W1, W2, b1, b2 = result.parameters()
+    card = {
+        "config": asdict(result.config),
+        "metrics": {
+            "cost_before": result.initial.total,
+            "cost_after": result.final.total,
+            "terms_before": asdict(result.initial),
+            "terms_after": asdict(result.final),
+            "iterations": result.iterations,
+            "stopped": result.stopped,
+            "seconds": round(result.seconds, 2),
+            "parameters": parameter_count(result.config.visible_size, result.config.hidden_size),
+        },
+        "reference": {"ufldl_cost_untrained": UFLDL_COST_UNTRAINED, "ufldl_cost_trained": UFLDL_COST_TRAINED},
+        "command": command,
+        "data_fingerprint": data_fingerprint,
+        "history": result.history,
+    }
+    tensors = {"W1": W1, "W2": W2, "b1": b1, "b2": b2, "mean_activation": result.mean_activation, "sample_patches": result.sample_patches}
+    return tensors, card
+
+
+def save_result(path: str | Path, result: SAEResult, command: str, data_fingerprint: str) -> Path:
+    tensors, card = result_card(result, command, data_fingerprint)
+    return save_checkpoint(path, "sae", tensors, card)
+
+
+def result_bytes(result: SAEResult, command: str, data_fingerprint: str) -> tuple[bytes, bytes]:
+    """(weights .safetensors, card .json) for a download."""
+    tensors, card = result_card(result, command, data_fingerprint)
+    return checkpoint_bytes("sae", tensors, card)
+
+
+def load_result(path: str | Path) -> tuple[SAEResult, dict]:
+    arrays, card = load_checkpoint(path, kind="sae")
+    try:
+        config = SAEConfig.from_dict(card["config"]).validate()
+        metrics = card["metrics"]
+        W1, W2, b1, b2 = (arrays[name] for name in ("W1", "W2", "b1", "b2"))
+        expected = (config.hidden_size, config.visible_size)
+        if W1.shape != expected or W2.shape != expected[::-1]:
+            raise CheckpointError(f"W1 has shape {W1.shape}, but the card's config needs {expected}.")
+        theta = np.concatenate([W1.ravel(order="F"), W2.ravel(order="F"), b1, b2]).astype(np.float64)
+        result = SAEResult(
+            config=config,
+            theta=theta,
+            initial=CostTerms(**metrics["terms_before"]),
+            final=CostTerms(**metrics["terms_after"]),
+            iterations=metrics["iterations"],
+            stopped=metrics["stopped"],
+            seconds=metrics["seconds"],
+            mean_activation=arrays["mean_activation"],
+            sample_patches=arrays["sample_patches"],
+            history=card.get("history", []),
+        )
+    except (KeyError, TypeError, ConfigError) as error:
+        raise CheckpointError(f"The checkpoint card at {path} is incomplete or inconsistent ({error}).") from None
+    return result, card
