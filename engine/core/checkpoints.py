@@ -24,6 +24,11 @@ FORMAT_VERSION = 1
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "checkpoints"  # the checkpoints that come with the project
 
 
+def runs_dir() -> Path:
+    """Where a person's own runs go: `DLLAB_RUNS_DIR`, default runs/ (ignored by git)."""
+    return Path(os.environ.get("DLLAB_RUNS_DIR", "runs")).expanduser()
+
+
 def card_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 

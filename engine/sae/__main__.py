@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from engine.core.checkpoints import runs_dir
 from engine.core.errors import LabError
 from engine.core.grids import png_bytes, tile_images, upscale
 from engine.core.jobs import ConsoleReporter
@@ -24,6 +25,7 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=UFLDL.seed, help="seed for patches and initial weights (default %(default)s)")
     parser.add_argument("--source", choices=list(SOURCES), default=UFLDL.source, help="images to sample (default %(default)s)")
     parser.add_argument("--images", nargs="+", type=Path, default=[], help="image files, with --source upload")
+    parser.add_argument("--data-dir", type=Path, help="a folder holding natural_images/ (looked in before DLLAB_DATA_DIR)")
 
 
 def config_from(args: argparse.Namespace, max_iter: int = UFLDL.max_iter) -> SAEConfig:
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     train_parser = commands.add_parser("train", help="train with L-BFGS and save a checkpoint")
     config_arguments(train_parser)
     train_parser.add_argument("--iterations", type=int, default=UFLDL.max_iter, help="L-BFGS iterations (default %(default)s)")
-    train_parser.add_argument("--out", type=Path, default=Path("runs/sae/latest"), help="checkpoint path, without extension (default %(default)s)")
+    train_parser.add_argument("--out", type=Path, default=runs_dir() / "sae" / "latest", help="checkpoint path, without extension (default %(default)s)")
     train_parser.add_argument("--filters-png", type=Path, help="also write the learned filters as a PNG")
     check_parser = commands.add_parser("gradcheck", help="compare backprop with central differences")
     config_arguments(check_parser)
@@ -65,14 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         uploads = read_images(args.images)
         if args.command == "gradcheck":
             config = config_from(args)
-            data = prepare_data(config, uploads)
+            data = prepare_data(config, uploads, folder=args.data_dir)
             check = gradient_check(config, data.patches, args.examples, args.epsilon)
             verdict = "PASS" if check.passed else "FAIL"
             print(f"relative difference {check.relative_difference:.3e} over {check.parameters} parameters "
                   f"and {check.examples} patches: {verdict} (threshold {check.threshold:.0e})")
             return 0 if check.passed else 1
         config = config_from(args, args.iterations)
-        data = prepare_data(config, uploads)
+        data = prepare_data(config, uploads, folder=args.data_dir)
         reporter = ConsoleReporter("L-BFGS", log_every=50)
         result = train(config, data.patches, reporter)
         reporter.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -50,12 +51,12 @@ def olshausen_available() -> bool:
     return all(find_local(file) for file in OLSHAUSEN_FILES)
 
 
-def load_olshausen(progress: Progress | None = None) -> list[np.ndarray]:
+def load_olshausen(progress: Progress | None = None, folder: str | Path | None = None) -> list[np.ndarray]:
     from PIL import Image
 
     images = []
     for index, file in enumerate(OLSHAUSEN_FILES):
-        path = resolve(file, progress=(lambda done, total, i=index: progress(i * total + done, 10 * total)) if progress else None)
+        path = resolve(file, folder, progress=(lambda done, total, i=index: progress(i * total + done, 10 * total)) if progress else None)
         with Image.open(path) as image:
             images.append(np.asarray(image.convert("L"), dtype=np.float64))
     return images
@@ -110,10 +111,12 @@ def load_uploads(files: list[tuple[str, bytes]]) -> list[np.ndarray]:
     return [decode_image(data, name) for name, data in files]
 
 
-def load_source(source: str, uploads: list[tuple[str, bytes]] | None = None, progress: Progress | None = None) -> list[np.ndarray]:
-    """Raw grayscale images of a source named in SOURCES."""
+def load_source(
+    source: str, uploads: list[tuple[str, bytes]] | None = None, progress: Progress | None = None, folder: str | Path | None = None
+) -> list[np.ndarray]:
+    """Raw grayscale images of a source named in SOURCES; `folder` is looked in first for downloadable ones."""
     if source == "olshausen":
-        return load_olshausen(progress)
+        return load_olshausen(progress, folder)
     if source == "builtin":
         return load_builtin()
     if source == "upload":

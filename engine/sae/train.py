@@ -111,10 +111,10 @@ class SAEData:
         return hashlib.sha256(np.ascontiguousarray(self.patches).tobytes()).hexdigest()[:16]
 
 
-def prepare_data(config: SAEConfig, uploads: list[tuple[str, bytes]] | None = None, progress=None) -> SAEData:
+def prepare_data(config: SAEConfig, uploads: list[tuple[str, bytes]] | None = None, progress=None, folder=None) -> SAEData:
     """Load the source's images, whiten them, sample and normalise the patches (seeded by config.seed)."""
     config.validate()
-    images = [whiten(image) for image in load_source(config.source, uploads, progress)]
+    images = [whiten(image) for image in load_source(config.source, uploads, progress, folder)]
     rng = np.random.default_rng(config.seed)
     return SAEData(images, training_patches(images, config.patch_size, config.num_patches, rng))
 

@@ -1,0 +1,43 @@
+"""Deep Learning Lab: the frame around the pages — navigation, page config and the sidebar.
+
+Run with `streamlit run app.py`.
+"""
+
+import streamlit as st
+
+from engine.core.device import describe_device, pick_device
+from engine.core.errors import LabError
+from engine.core.jobs import board
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/sparse_autoencoder.py", title="Sparse autoencoder", icon=":material/grid_on:", url_path="sparse_autoencoder"),
+]
+
+
+@st.cache_resource
+def device_description() -> str:
+    try:
+        return describe_device(pick_device())
+    except LabError as error:
+        return f"{error} Using the CPU."
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.caption(f"**Device:** {device_description()}")
+        running = board.running()
+        if running:
+            st.caption("**Running now:** " + ", ".join(job.name for job in running))
+        else:
+            st.caption("**Running now:** nothing")
+
+
+def run() -> None:
+    st.set_page_config(page_title="Deep Learning Lab", page_icon=":material/school:", layout="wide")
+    page = st.navigation(PAGES)
+    sidebar()
+    page.run()
+
+
+run()

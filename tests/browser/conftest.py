@@ -1,0 +1,50 @@
+"""The real app under `streamlit run`, driven by Playwright in Chromium.
+
+Debian's Chromium (/usr/bin/chromium) is used where it is installed, else Playwright's own
+(`python -m playwright install chromium`). Screenshots go to artifacts/ (ignored by git).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser.server import CHROMIUM_ARGS, ROOT, chromium_executable, serve_app
+
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve_app() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def base_url(app_url):
+    return app_url
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    executable = chromium_executable()
+    print(f"\nbrowser tests use {'Chromium at ' + executable if executable else 'Playwright’s own Chromium'}")
+    launch = {**browser_type_launch_args, "args": CHROMIUM_ARGS}
+    if executable:
+        launch["executable_path"] = executable
+    return launch
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
+
+
+def screenshot(page, name: str) -> Path:
+    """A full-length picture of the page: Streamlit scrolls inside its own container, so grow the viewport."""
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
+    page.set_viewport_size({"width": 1400, "height": min(max(height + 50, 1000), 6000)})
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    return path

@@ -1,0 +1,1 @@
+"""Streamlit and plotly building blocks shared by the pages."""
