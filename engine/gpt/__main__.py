@@ -1,0 +1,144 @@
+"""Command line for the character-level GPT: `python -m engine.gpt train|sample --help`.
+
+    python -m engine.gpt train --preset cpu --out runs/gpt/cpu
+    python -m engine.gpt train --preset tiny --text-file notes.txt --max-iters 200
+    python -m engine.gpt train --resume runs/gpt/cpu --max-iters 3000 --lr-decay-iters 3000
+    python -m engine.gpt sample --checkpoint runs/gpt/cpu --prompt "ROMEO:" --max-new-tokens 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+from contextlib import contextmanager
+from dataclasses import fields, replace
+from pathlib import Path
+
+from engine.core.checkpoints import read_card
+from engine.core.device import pick_device
+from engine.core.errors import CheckpointError, ConfigError, LabError
+from engine.core.jobs import ConsoleReporter
+from engine.gpt.checkpoint import find_checkpoint, load_model
+from engine.gpt.data import load_shakespeare, prepare_text, read_text_file
+from engine.gpt.sample import generate
+from engine.gpt.train import PRESETS, REFERENCE_VAL_LOSS, TrainConfig, train
+
+
+def config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One --flag per TrainConfig field; unset flags keep the preset's (or the resumed run's) value."""
+    group = parser.add_argument_group("settings", "each overrides the preset's value, or the resumed run's")
+    for field in fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        example = getattr(TrainConfig(), field.name)
+        presets = ", ".join(f"{name}: {getattr(preset, field.name)}" for name, preset in PRESETS.items())
+        if isinstance(example, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=presets)
+        else:
+            group.add_argument(flag, type=type(example), default=None, metavar=type(example).__name__.upper(), help=presets)
+
+
+def base_config(args: argparse.Namespace) -> TrainConfig:
+    if args.resume is None:
+        return PRESETS[args.preset or "cpu"]
+    card = read_card(find_checkpoint(args.resume))
+    try:
+        return TrainConfig.from_dict(card["config"])
+    except (KeyError, TypeError, ConfigError) as error:
+        raise CheckpointError(f"The checkpoint at {args.resume} has no usable training settings ({error}).") from None
+
+
+@contextmanager
+def stop_on_ctrl_c(reporter: ConsoleReporter):
+    """While training, the first Ctrl-C asks the loop to stop cleanly (it keeps the best checkpoint); a second one interrupts."""
+
+    def request_stop(signum, frame):
+        print("\nstopping after this iteration (Ctrl-C again to interrupt)", file=sys.stderr)
+        reporter.stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_train(args: argparse.Namespace, command: str) -> int:
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    config = replace(base_config(args), **overrides).validate()
+    if args.text_file:
+        text, name = read_text_file(args.text_file), args.text_file.name
+    else:
+        text, name = load_shakespeare(args.data_dir), "tiny Shakespeare"
+    data = prepare_text(text, name)
+    out = args.out or (find_checkpoint(args.resume).parent if args.resume else Path("runs/gpt") / (args.preset or "cpu"))
+    reporter = ConsoleReporter("training", log_every=config.log_interval)
+    with stop_on_ctrl_c(reporter):
+        result = train(config, data, reporter, out=out, resume=args.resume, command=command)
+    reporter.close()
+    preset = args.preset or (None if args.resume else "cpu")
+    reference = f" (nanoGPT's {preset} recipe: {REFERENCE_VAL_LOSS[preset]})" if preset in REFERENCE_VAL_LOSS and not overrides else ""
+    state = "stopped" if result.stopped else "done"
+    print(
+        f"{state}: best val loss {result.best_val_loss:.4f} at iter {result.best_iter}{reference}; "
+        f"{result.iterations} iterations, {result.seconds:.1f} s"
+    )
+    if result.checkpoint:
+        print(f"saved {result.checkpoint} and {result.checkpoint.with_suffix('.json')}")
+    else:
+        print("no checkpoint saved: no evaluation after iteration 0 improved the validation loss")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    device = pick_device(args.device)
+    model, tokenizer, _ = load_model(args.checkpoint, device)
+    characters = generate(
+        model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed, device
+    )
+    sys.stdout.write(args.prompt)
+    for character in characters:
+        sys.stdout.write(character)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.gpt", description="nanoGPT's character-level GPT on tiny Shakespeare.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train_parser = commands.add_parser("train", help="train, keeping the best checkpoint in a run folder")
+    start = train_parser.add_mutually_exclusive_group()
+    start.add_argument("--preset", choices=list(PRESETS), help="settings to start from (default cpu)")
+    start.add_argument("--resume", type=Path, help="a run folder or checkpoint to continue, with its settings")
+    train_parser.add_argument("--out", type=Path, help="run folder (default runs/gpt/PRESET, or the resumed run's)")
+    train_parser.add_argument("--data-dir", type=Path, help="a folder holding shakespeare/input.txt (else DLLAB_DATA_DIR, the cache, a download)")
+    train_parser.add_argument("--text-file", type=Path, help="train on this UTF-8 text file instead of tiny Shakespeare")
+    config_arguments(train_parser)
+
+    sample_parser = commands.add_parser("sample", help="stream text from a checkpoint")
+    sample_parser.add_argument("--checkpoint", type=Path, required=True, help="a run folder or its model.safetensors")
+    sample_parser.add_argument("--prompt", default="", help="text to continue (default: a newline)")
+    sample_parser.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate (default %(default)s)")
+    sample_parser.add_argument("--temperature", type=float, default=0.8, help="below 1 is more conservative (default %(default)s)")
+    sample_parser.add_argument("--top-k", type=int, default=200, help="sample among the k likeliest characters (default %(default)s)")
+    sample_parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling's mass; 1 turns it off (default %(default)s)")
+    sample_parser.add_argument("--seed", type=int, help="for a repeatable sample (default: random)")
+    sample_parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "sample":
+            return run_sample(args)
+        command = "python -m engine.gpt " + shlex.join(argv if argv is not None else sys.argv[1:])
+        return run_train(args, command)
+    except LabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""GPT checkpoints: weights and AdamW's moments in safetensors, everything else in the JSON card.
+
+A run folder holds `model.safetensors` and `model.json` (engine.core.checkpoints writes both,
+atomically). The tensors are
+
+    model.<parameter>           every parameter once; the output layer is tied to model.transformer.wte.weight
+    adam.exp_avg.<parameter>    AdamW's first moment, when the checkpoint can be resumed
+    adam.exp_avg_sq.<parameter> AdamW's second moment
+
+To what training writes in the card (config, metrics, command, data fingerprint) this module adds
+the model's shape ("model"), the vocabulary ("tokenizer"), the parameter counts and AdamW's step.
+Loading checks all of it against the model and the data it meets, and says plainly what differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import torch
+
+from engine.core.checkpoints import card_path, load_checkpoint, save_checkpoint, weights_path
+from engine.core.errors import CheckpointError, LabError
+from engine.gpt.data import CharData, CharTokenizer
+from engine.gpt.model import GPT, GPTConfig
+
+KIND = "gpt"
+
+
+def checkpoint_in(folder: str | Path) -> Path:
+    """Where a run folder's checkpoint goes: <folder>/model(.safetensors, .json)."""
+    return Path(folder) / "model"
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A run folder, a .safetensors or .json file, or the path without suffix -> the checkpoint's path."""
+    path = Path(path)
+    if path.is_dir():
+        return checkpoint_in(path)
+    if path.suffix in (".safetensors", ".json"):
+        return path.with_suffix("")
+    return path
+
+
+def save_training(path: Path, model: GPT, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer, card: dict) -> Path:
+    """Write the model, AdamW's moments and the card; returns the weights file."""
+    tensors: dict[str, torch.Tensor] = {}
+    step = None
+    for name, parameter in model.named_parameters():  # named_parameters() lists the tied weight once
+        tensors[f"model.{name}"] = parameter
+        state = optimizer.state.get(parameter)
+        if state:
+            tensors[f"adam.exp_avg.{name}"] = state["exp_avg"]
+            tensors[f"adam.exp_avg_sq.{name}"] = state["exp_avg_sq"]
+            step = int(state["step"])
+    full_card = {
+        **card,
+        "model": asdict(model.config),
+        "tokenizer": tokenizer.to_dict(),
+        "params": {"non_embedding": model.get_num_params(), "total": model.get_num_params(non_embedding=False)},
+        "optimizer_step": step,
+    }
+    return save_checkpoint(path, KIND, tensors, full_card)
+
+
+def model_parts(card: dict, path: Path) -> tuple[GPTConfig, CharTokenizer]:
+    """The model's config and vocabulary from a card, consistent with each other."""
+    where = card_path(path)
+    try:
+        config = GPTConfig(**card["model"]).validate()
+        tokenizer = CharTokenizer.from_dict(card["tokenizer"])
+    except (KeyError, TypeError, LabError) as error:
+        raise CheckpointError(f"The card {where} has no usable model settings or vocabulary ({error}).") from None
+    if tokenizer.vocab_size != config.vocab_size:
+        raise CheckpointError(
+            f"The card {where} is inconsistent: its vocabulary has {tokenizer.vocab_size} characters, its model {config.vocab_size}."
+        )
+    return config, tokenizer
+
+
+def load_parameters(model: GPT, arrays: dict, path: Path) -> None:
+    where = weights_path(path)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            array = arrays.get(f"model.{name}")
+            if array is None:
+                raise CheckpointError(f"{where} has no weights for {name}.")
+            if tuple(array.shape) != tuple(parameter.shape):
+                raise CheckpointError(f"{where} has {name} of shape {list(array.shape)}; the model needs {list(parameter.shape)}.")
+            parameter.copy_(torch.tensor(array))
+
+
+def load_model(path: str | Path, device="cpu") -> tuple[GPT, CharTokenizer, dict]:
+    """A trained model for sampling: (model in eval mode on `device`, its tokenizer, the card)."""
+    path = find_checkpoint(path)
+    arrays, card = load_checkpoint(path, KIND)
+    config, tokenizer = model_parts(card, path)
+    model = GPT(config)
+    load_parameters(model, arrays, path)
+    return model.to(device).eval(), tokenizer, card
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    iter_num: int
+    best_val_loss: float
+    seconds: float
+
+
+def restore_training(path: str | Path, model: GPT, optimizer: torch.optim.Optimizer, data: CharData) -> TrainingState:
+    """Load a checkpoint into a freshly built model and optimizer, after checking both match it."""
+    path = find_checkpoint(path)
+    arrays, card = load_checkpoint(path, KIND)
+    config, tokenizer = model_parts(card, path)
+    if tokenizer != data.tokenizer:
+        raise CheckpointError(vocabulary_difference(tokenizer, data.tokenizer, data.name))
+    if replace(config, dropout=model.config.dropout) != model.config:  # dropout may change between runs, as in nanoGPT
+        raise CheckpointError(
+            f"{weights_path(path)} was trained with {settings_difference(config, model.config)}: a run resumes with the "
+            f"model it started with. Drop those settings, or start a new run."
+        )
+    load_parameters(model, arrays, path)
+    load_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
+    try:
+        metrics = card["metrics"]
+        return TrainingState(int(metrics["iter"]), float(metrics["best_val_loss"]), float(metrics.get("seconds", 0.0)))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"The card {card_path(path)} has no usable training metrics ({error}).") from None
+
+
+def load_moments(optimizer: torch.optim.Optimizer, model: GPT, arrays: dict, step, where: Path) -> None:
+    """AdamW's state from the arrays, through load_state_dict so it lands on the parameters' device and dtype."""
+    if step is None:
+        raise CheckpointError(f"{where} holds weights without the optimizer's state: it can be sampled from, not resumed.")
+    names = {id(p): name for name, p in model.named_parameters()}
+    ordered = [p for group in optimizer.param_groups for p in group["params"]]  # the numbering state_dict() uses
+    state = {}
+    for index, parameter in enumerate(ordered):
+        name = names[id(parameter)]
+        moments = [arrays.get(f"adam.{moment}.{name}") for moment in ("exp_avg", "exp_avg_sq")]
+        if any(m is None or tuple(m.shape) != tuple(parameter.shape) for m in moments):
+            raise CheckpointError(f"{where} lacks the optimizer's moments for {name}, or they have the wrong shape.")
+        state[index] = {"step": torch.tensor(float(step)), "exp_avg": torch.tensor(moments[0]), "exp_avg_sq": torch.tensor(moments[1])}
+    saved = optimizer.state_dict()
+    saved["state"] = state
+    optimizer.load_state_dict(saved)
+
+
+def vocabulary_difference(checkpoint: CharTokenizer, text: CharTokenizer, text_name: str) -> str:
+    lacks = sorted(set(checkpoint.chars) - set(text.chars))
+    adds = sorted(set(text.chars) - set(checkpoint.chars))
+    parts = []
+    if adds:
+        parts.append(f"has {len(adds)} character(s) the checkpoint's vocabulary lacks ({', '.join(map(repr, adds[:10]))})")
+    if lacks:
+        parts.append(f"lacks {len(lacks)} of its characters ({', '.join(map(repr, lacks[:10]))})")
+    return (
+        f"The checkpoint's vocabulary ({checkpoint.vocab_size} characters) does not match {text_name}'s "
+        f"({text.vocab_size} characters): the text {' and '.join(parts)}. Resume with the text the checkpoint was trained on."
+    )
+
+
+def settings_difference(saved: GPTConfig, asked: GPTConfig) -> str:
+    differing = [f.name for f in fields(GPTConfig) if f.name != "dropout" and getattr(saved, f.name) != getattr(asked, f.name)]
+    was = ", ".join(f"{name} {getattr(saved, name)}" for name in differing)
+    now = ", ".join(f"{name} {getattr(asked, name)}" for name in differing)
+    return f"{was}, but this run asks for {now}"

@@ -1,0 +1,345 @@
+"""Training the character-level GPT, in the order of nanoGPT's train.py.
+
+    python -m engine.gpt train --preset cpu                  # nanoGPT's CPU settings: val loss ~1.88 in a few minutes
+    python -m engine.gpt train --preset gpu                  # config/train_shakespeare_char.py: val loss ~1.47 on one A100
+    python -m engine.gpt train --preset tiny                 # seconds, on any text; what the tests use
+    python -m engine.gpt train --resume runs/gpt/cpu --max-iters 3000
+
+One loop, in a fixed order: set the learning rate; every eval_interval estimate the train and val
+loss, report a text sample and keep the best checkpoint; stop at max_iters or when asked (after a
+last evaluation, so a stopped run keeps what it reached); forward, backward and step, with gradient
+accumulation and clipping; time and log.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import torch
+
+from engine.core.device import autocast_dtype, pick_device, seed_everything
+from engine.core.errors import ConfigError
+from engine.core.jobs import Reporter
+from engine.gpt.checkpoint import checkpoint_in, restore_training, save_training
+from engine.gpt.data import CharData, CharTokenizer, get_batch
+from engine.gpt.model import GPT, GPTConfig
+from engine.gpt.sample import generate
+
+MAX_ITERS = 1_000_000
+MAX_BATCH_SIZE = 4096
+MAX_ACCUMULATION = 1024
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # model (see model.GPTConfig); the vocabulary size comes from the data
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    block_size: int = 256  # context of up to 256 previous characters
+    dropout: float = 0.2
+    bias: bool = False  # no biases in Linears and LayerNorms: a little better and faster
+    # AdamW
+    batch_size: int = 64
+    gradient_accumulation_steps: int = 1  # micro-batches summed into one step
+    max_iters: int = 5000
+    learning_rate: float = 1e-3  # baby networks can afford a higher rate than GPT-2's 6e-4
+    weight_decay: float = 0.1  # on matrices only
+    beta1: float = 0.9
+    beta2: float = 0.99  # a bit above GPT-2's 0.95: few tokens per iteration
+    grad_clip: float = 1.0  # clip the gradient's global norm at this value; 0 turns clipping off
+    # learning-rate schedule: linear warmup, then cosine decay to min_lr
+    decay_lr: bool = True
+    warmup_iters: int = 100
+    lr_decay_iters: int = 5000  # usually max_iters
+    min_lr: float = 1e-4  # usually learning_rate / 10
+    # evaluation and logging
+    eval_interval: int = 250  # iterations between evaluations (and checkpoints)
+    eval_iters: int = 200  # batches averaged per split at each evaluation
+    log_interval: int = 10  # iterations between metric rows
+    sample_chars: int = 200  # length of the text sample reported at each evaluation
+    # system
+    seed: int = 1337
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+    compile: bool = True  # torch.compile the model; used on CUDA only
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        return GPTConfig(
+            block_size=self.block_size,
+            vocab_size=vocab_size,
+            n_layer=self.n_layer,
+            n_head=self.n_head,
+            n_embd=self.n_embd,
+            dropout=self.dropout,
+            bias=self.bias,
+        )
+
+    @property
+    def tokens_per_iter(self) -> int:
+        return self.gradient_accumulation_steps * self.batch_size * self.block_size
+
+    def validate(self) -> "TrainConfig":
+        def require(ok: bool, message: str):
+            if not ok:
+                raise ConfigError(message)
+
+        self.model_config(vocab_size=2).validate()
+        require(1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}.")
+        require(
+            1 <= self.gradient_accumulation_steps <= MAX_ACCUMULATION,
+            f"gradient_accumulation_steps must be between 1 and {MAX_ACCUMULATION}, got {self.gradient_accumulation_steps}.",
+        )
+        require(1 <= self.max_iters <= MAX_ITERS, f"max_iters must be between 1 and {MAX_ITERS:,}, got {self.max_iters}.")
+        require(0 < self.learning_rate <= 1, f"learning_rate must be above 0 and at most 1, got {self.learning_rate}.")
+        require(0 <= self.min_lr <= self.learning_rate, f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}.")
+        require(self.weight_decay >= 0, f"weight_decay cannot be negative, got {self.weight_decay}.")
+        require(0 <= self.beta1 < 1, f"beta1 must be at least 0 and below 1, got {self.beta1}.")
+        require(0 <= self.beta2 < 1, f"beta2 must be at least 0 and below 1, got {self.beta2}.")
+        require(self.grad_clip >= 0, f"grad_clip cannot be negative (0 turns clipping off), got {self.grad_clip}.")
+        require(self.warmup_iters >= 0, f"warmup_iters cannot be negative, got {self.warmup_iters}.")
+        require(
+            not self.decay_lr or self.lr_decay_iters > self.warmup_iters,
+            f"lr_decay_iters ({self.lr_decay_iters}) must be larger than warmup_iters ({self.warmup_iters}): the cosine decay runs between them.",
+        )
+        require(self.eval_interval >= 1, f"eval_interval must be at least 1 iteration, got {self.eval_interval}.")
+        require(self.eval_iters >= 1, f"eval_iters must be at least 1 batch, got {self.eval_iters}.")
+        require(self.log_interval >= 1, f"log_interval must be at least 1 iteration, got {self.log_interval}.")
+        require(0 <= self.sample_chars <= 10_000, f"sample_chars must be between 0 and 10,000, got {self.sample_chars}.")
+        require(self.seed >= 0, f"seed must be 0 or more, got {self.seed}.")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"Unknown GPT training settings: {', '.join(sorted(unknown))}.")
+        return cls(**values)
+
+
+# nanoGPT's config/train_shakespeare_char.py, which the defaults above are.
+# Reaches val loss 1.4697 in about 3 minutes on one A100 (nanoGPT's README).
+GPU = TrainConfig()
+
+# nanoGPT README's settings for a CPU ("I only have a macbook"); val loss 1.8857 at iter 2000.
+CPU = replace(
+    GPU,
+    n_layer=4,  # a smaller model ...
+    n_head=4,
+    n_embd=128,
+    block_size=64,  # ... on shorter contexts ...
+    batch_size=12,  # ... and smaller batches, so an iteration takes tens of milliseconds
+    max_iters=2000,
+    lr_decay_iters=2000,  # decay over the whole, shorter run
+    dropout=0.0,  # a small model trained briefly does not overfit
+    eval_iters=20,  # a rougher but 10x cheaper loss estimate
+)
+
+# For tests and trying things: seconds on a few hundred characters.
+TINY = replace(
+    CPU,
+    n_layer=2,
+    n_head=2,
+    n_embd=32,
+    block_size=16,
+    batch_size=8,
+    max_iters=60,
+    lr_decay_iters=60,
+    warmup_iters=10,
+    learning_rate=3e-3,  # a 26k-parameter model learns faster with a higher rate
+    min_lr=3e-4,
+    eval_interval=20,
+    eval_iters=4,
+    log_interval=5,
+    sample_chars=40,
+)
+
+PRESETS = {"cpu": CPU, "gpu": GPU, "tiny": TINY}
+REFERENCE_VAL_LOSS = {"cpu": 1.8857, "gpu": 1.4697}  # nanoGPT's figures for its two Shakespeare recipes
+
+
+def preset_of(config: TrainConfig) -> str | None:
+    """The preset's name if `config` is one, setting aside where it runs."""
+    for name, preset in PRESETS.items():
+        if replace(config, device=preset.device, compile=preset.compile, seed=preset.seed) == preset:
+            return name
+    return None
+
+
+def get_lr(it: int, config: TrainConfig) -> float:
+    """The learning rate at iteration `it`: linear warmup, cosine decay to min_lr, then min_lr (nanoGPT)."""
+    if not config.decay_lr:
+        return config.learning_rate
+    if it < config.warmup_iters:
+        return config.learning_rate * (it + 1) / (config.warmup_iters + 1)
+    if it > config.lr_decay_iters:
+        return config.min_lr
+    decay_ratio = (it - config.warmup_iters) / (config.lr_decay_iters - config.warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))  # from 1 down to 0
+    return config.min_lr + coeff * (config.learning_rate - config.min_lr)
+
+
+@torch.no_grad()
+def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast) -> dict[str, float]:
+    """Mean loss over eval_iters batches of each split, in nats per character.
+
+    The batches are the same at every evaluation (their own generator, seeded from config.seed), so
+    two evaluations differ only by the model, and "best so far" is not decided by which batches came up.
+    """
+    model.eval()
+    losses = {}
+    for split_name, split in (("train", data.train), ("val", data.val)):
+        batches = torch.Generator().manual_seed(config.seed + 1)
+        total = 0.0
+        for _ in range(config.eval_iters):
+            X, Y = get_batch(split, config.block_size, config.batch_size, batches, device)
+            with autocast:
+                _, loss = model(X, Y)
+            total += loss.item()
+        losses[split_name] = total / config.eval_iters
+    model.train()
+    return losses
+
+
+def sample_text(model: GPT, data: CharData, config: TrainConfig) -> str:
+    text = "".join(generate(model, data.tokenizer, "", config.sample_chars, seed=config.seed))
+    model.train()
+    return text
+
+
+def copy_weights(model: GPT) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+
+
+def card_for(config: TrainConfig, data: CharData, metrics: dict, command: str) -> dict:
+    """What a checkpoint's card says about its training; checkpoint.py adds the model's part."""
+    preset = preset_of(config)
+    return {
+        "config": asdict(config),
+        "preset": preset,
+        "reference_val_loss": REFERENCE_VAL_LOSS.get(preset),
+        "metrics": metrics,
+        "command": command,
+        "data": {"name": data.name, "characters": data.characters, "train": len(data.train), "val": len(data.val)},
+        "data_fingerprint": data.fingerprint,
+    }
+
+
+@dataclass(frozen=True)
+class GPTResult:
+    config: TrainConfig
+    model: GPT  # with the best validation loss's weights, in eval mode
+    tokenizer: CharTokenizer
+    best_val_loss: float
+    best_iter: int
+    iterations: int  # the iteration the run ended at
+    stopped: bool
+    seconds: float  # training time, including that of the run it resumed
+    checkpoint: Path | None  # the best checkpoint's weights file, when the run had somewhere to save it
+
+
+def train(
+    config: TrainConfig,
+    data: CharData,
+    report: Reporter,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    command: str = "",
+) -> GPTResult:
+    """Train a GPT on `data`. The best checkpoint goes to the folder `out` (when given); `resume` continues a checkpoint."""
+    config.validate()
+    data.require_block_size(config.block_size)
+    device = pick_device(None if config.device == "auto" else config.device)
+    seed_everything(config.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for anything autocast leaves in float32
+        torch.backends.cudnn.allow_tf32 = True
+    dtype = autocast_dtype(device)
+    autocast = torch.autocast(device_type="cuda", dtype=dtype) if dtype == torch.bfloat16 else nullcontext()
+
+    raw_model = GPT(config.model_config(data.tokenizer.vocab_size)).to(device)
+    optimizer = raw_model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2), device.type)
+    iter_num, best_val_loss, best_iter, seconds_before = 0, math.inf, 0, 0.0
+    if resume is not None:
+        state = restore_training(resume, raw_model, optimizer, data)
+        iter_num, best_val_loss, best_iter, seconds_before = state.iter_num, state.best_val_loss, state.iter_num, state.seconds
+    model = torch.compile(raw_model) if device.type == "cuda" and config.compile else raw_model
+    checkpoint = checkpoint_in(out) if out is not None else None
+    saved: Path | None = None
+    best_weights = copy_weights(raw_model) if resume is not None else None  # the result's weights, even without `out`
+
+    # a resumed run draws batches it has not seen, rather than the first run's again
+    train_batches = torch.Generator().manual_seed(config.seed + iter_num)
+    started = time.perf_counter()
+    step_seconds, steps_timed = 0.0, 0
+    model.train()
+    report.progress(iter_num, config.max_iters)
+    X, Y = get_batch(data.train, config.block_size, config.batch_size, train_batches, device)
+    while True:
+        lr = get_lr(iter_num, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        # evaluate, sample, keep the best; the run's last iteration is always evaluated
+        finishing = iter_num >= config.max_iters or report.stop_requested
+        if iter_num % config.eval_interval == 0 or finishing:
+            losses = estimate_loss(model, data, config, device, autocast)
+            report.metric(iter_num, train_loss=losses["train"], val_loss=losses["val"])
+            if config.sample_chars:
+                report.snapshot("sample", sample_text(raw_model, data, config))
+            if losses["val"] < best_val_loss:
+                best_val_loss, best_iter = losses["val"], iter_num
+                best_weights = copy_weights(raw_model)
+                if checkpoint is not None and iter_num > 0:
+                    metrics = {
+                        "best_val_loss": best_val_loss,
+                        "train_loss": losses["train"],
+                        "iter": iter_num,
+                        "seconds": round(seconds_before + time.perf_counter() - started, 2),
+                    }
+                    saved = save_training(checkpoint, raw_model, optimizer, data.tokenizer, card_for(config, data, metrics, command))
+        if finishing:
+            break
+
+        # forward, backward, update
+        t0 = time.perf_counter()
+        for _ in range(config.gradient_accumulation_steps):
+            with autocast:
+                _, loss = model(X, Y)
+                loss = loss / config.gradient_accumulation_steps  # the summed gradients are then the mean's
+            X, Y = get_batch(data.train, config.block_size, config.batch_size, train_batches, device)  # while the GPU works
+            loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        # time and log; loss.item() waits for the GPU, so the steps timed since the last log are complete
+        lossf = loss.item() * config.gradient_accumulation_steps if iter_num % config.log_interval == 0 else None
+        step_seconds += time.perf_counter() - t0
+        steps_timed += 1
+        if lossf is not None:
+            ms = 1000 * step_seconds / steps_timed
+            report.metric(iter_num, loss=lossf, lr=lr, ms_per_iter=ms, tokens_per_s=config.tokens_per_iter / (ms / 1000))
+            step_seconds, steps_timed = 0.0, 0
+        iter_num += 1
+        report.progress(iter_num, config.max_iters)
+
+    if best_weights is not None:
+        raw_model.load_state_dict(best_weights)
+    raw_model.eval()
+    return GPTResult(
+        config=config,
+        model=raw_model,
+        tokenizer=data.tokenizer,
+        best_val_loss=best_val_loss,
+        best_iter=best_iter,
+        iterations=iter_num,
+        stopped=report.stop_requested and iter_num < config.max_iters,
+        seconds=seconds_before + time.perf_counter() - started,
+        checkpoint=saved,
+    )

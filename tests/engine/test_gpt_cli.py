@@ -1,0 +1,88 @@
+"""The GPT's command line: train and sample end to end in a subprocess; mistakes exit 2 with a message, never a traceback."""
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.gpt.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rhymes(characters: int = 1200, seed: int = 0) -> str:
+    lines = ["the cat sat on the mat.\n", "a dog ran to the log.\n", "we sing of the spring!\n"]
+    rng = random.Random(seed)
+    text = ""
+    while len(text) < characters:
+        text += rng.choice(lines)
+    return text[:characters]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.gpt", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "rhymes.txt"
+    path.write_text(rhymes())
+    return path
+
+
+def test_train_tiny_then_sample_end_to_end(text_file, tmp_path):
+    out = tmp_path / "run"
+    trained = run("train", "--preset", "tiny", "--text-file", str(text_file), "--out", str(out), "--max-iters", "40", "--lr-decay-iters", "40")
+    assert trained.returncode == 0, trained.stderr
+    assert "best val loss" in trained.stdout and "model.safetensors" in trained.stdout
+    assert (out / "model.safetensors").exists() and (out / "model.json").exists()
+
+    sampled = run("sample", "--checkpoint", str(out), "--prompt", "the ", "--max-new-tokens", "30", "--seed", "1")
+    assert sampled.returncode == 0, sampled.stderr
+    assert sampled.stdout.startswith("the ") and len(sampled.stdout.rstrip("\n")) >= 4 + 25
+
+    outside = run("sample", "--checkpoint", str(out), "--prompt", "QUEEN:")
+    assert outside.returncode == 2
+    assert "outside the model's vocabulary: ':', 'E', 'N', 'Q', 'U'" in outside.stderr
+    assert "Traceback" not in outside.stderr
+
+
+def test_a_config_error_exits_2_with_the_message(text_file):
+    result = run("train", "--preset", "tiny", "--text-file", str(text_file), "--n-embd", "30", "--n-head", "4")
+    assert result.returncode == 2
+    assert "error: n_embd (30) must be divisible by n_head (4)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_resume_continues_a_run_in_process(text_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--text-file", str(text_file), "--out", str(out), "--max-iters", "20", "--lr-decay-iters", "20"]) == 0
+    assert main(["train", "--resume", str(out), "--text-file", str(text_file), "--max-iters", "40", "--lr-decay-iters", "40"]) == 0
+    assert "40 iterations" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "--preset", "tiny", "--text-file", "{tmp}/nowhere.txt"], "Cannot read"),
+        (["train", "--preset", "tiny", "--text-file", "{tmp}/empty.txt"], "empty.txt is empty"),
+        (["train", "--preset", "tiny", "--text-file", "{tmp}/short.txt"], "too short for block_size 16"),
+        (["train", "--resume", "{tmp}/no-run"], "No checkpoint card"),
+        (["sample", "--checkpoint", "{tmp}/no-run"], "No checkpoint card"),
+    ],
+)
+def test_mistakes_exit_2_with_a_message(tmp_path, capsys, argv, words):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "short.txt").write_text("to be or not to be\n" * 3)
+    assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
+    assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["train", "--preset", "huge"], ["train", "--preset", "tiny", "--resume", "x"], ["sample"]])
+def test_malformed_arguments_exit_2_with_usage(capsys, argv):
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    assert "usage:" in capsys.readouterr().err
