@@ -80,15 +80,13 @@ def draw_result(result: SAEResult, command: str, fingerprint: str, label: str):
     curve, activations = st.columns(2)
     curve.plotly_chart(loss_curve(result.history, COST_SERIES, "Cost per iteration", "cost (log scale)", log_y=True), key="sae_result_curve")
     activations.plotly_chart(
-        histogram(result.mean_activation, "Mean activation of each hidden unit", "mean activation over the patches", result.config.rho, f"ρ = {result.config.rho:g}"),
+        histogram(result.mean_activation, f"Mean activation of each hidden unit (target ρ = {result.config.rho:g})", "mean activation over the patches", result.config.rho, "ρ"),
         key="sae_activation_histogram",
     )
     originals, rebuilt = result.reconstructions()
-    left, right = st.columns(2)
-    with left:
-        show_grid(originals, "Training patches", columns=10, scale="unit", width_px=440)
-    with right:
-        show_grid(rebuilt, "Their reconstructions by the autoencoder", columns=10, scale="unit", width_px=440)
+    pairs = np.concatenate([originals[:10], rebuilt[:10]])
+    show_grid(pairs, "Top row: ten training patches. Bottom row: the autoencoder's reconstructions of them (same gray scale).",
+              columns=10, scale="unit", width_px=720)
     weights, card = result_bytes(result, command, fingerprint)
     downloads = st.columns(3)
     downloads[0].download_button("Filters (PNG)", png_bytes(grid_image(result.filters(), width_px=480)), "sae_filters.png", "image/png", key="sae_download_png")

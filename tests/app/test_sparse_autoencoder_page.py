@@ -30,7 +30,7 @@ def test_first_load_shows_the_shipped_checkpoint_beside_ufldls_numbers(page):
     assert float(after.value) <= 0.48
     assert "48.85 → 0.481" in texts(page, "caption")
     charts = [json.loads(chart.proto.spec) for chart in page.get("plotly_chart")]
-    assert {chart["layout"]["title"]["text"] for chart in charts} >= {"Cost per iteration", "Mean activation of each hidden unit"}
+    assert {chart["layout"]["title"]["text"] for chart in charts} >= {"Cost per iteration", "Mean activation of each hidden unit (target ρ = 0.01)"}
     assert len(page.get("download_button")) == 3
 
 
