@@ -37,8 +37,8 @@ DEFAULTS = {
 
 
 @st.cache_resource(max_entries=4, show_spinner="Whitening the images and sampling patches…")
-def cached_data(config: SAEConfig, uploads: tuple):
-    return prepare_data(config, list(uploads))
+def cached_data(config: SAEConfig, uploads: tuple, _progress=None):
+    return prepare_data(config, list(uploads), _progress)
 
 
 @st.cache_resource
@@ -155,10 +155,16 @@ if config is not None:
     elif config.source == "upload" and not uploaded:
         st.info("Upload one or more photographs above; each is converted to grayscale and whitened.")
     else:
+        bar = st.empty()
+
+        def show_download(done: int, total: int):
+            bar.progress(min(1.0, done / total), text=f"Downloading Olshausen's images: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
         try:
-            data = cached_data(config, tuple(uploaded))
+            data = cached_data(config, tuple(uploaded), show_download)
         except LabError as error:
             show_error(error)
+        bar.empty()
 if data is not None:
     image, patches = st.columns([1, 2])
     whitened = data.images[0]

@@ -80,3 +80,14 @@ def test_uploading_is_offered_for_own_images(page):
     page.radio(key="sae_source").set_value("upload").run()
     assert "Upload one or more photographs" in texts(page, "info")
     assert page.button(key="sae_train").disabled
+
+
+def test_missing_images_offline_are_explained_and_nothing_breaks(page, monkeypatch, tmp_path):
+    monkeypatch.delenv("DLLAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("DLLAB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("DLLAB_OFFLINE", "1")
+    page.number_input(key="sae_seed").set_value(7).run()  # new settings: nothing cached for them yet
+    assert "not on this machine yet" in texts(page, "info")
+    page.button(key="sae_download_images").click().run()
+    assert "natural_images/olshausen_raw_tif/01.tif" in texts(page, "error") and "DLLAB_DATA_DIR" in texts(page, "error")
+    assert any(header.value == "Results — the shipped checkpoint" for header in page.subheader)
