@@ -16,9 +16,11 @@ responsive, and says so plainly when it is full.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import os
+import signal
 import sys
 import threading
 import time
@@ -62,7 +64,7 @@ class SilentReporter:
 
 
 class ConsoleReporter:
-    """A tqdm progress bar, and every `log_every` steps one line of metrics. Ctrl-C requests a stop."""
+    """A tqdm progress bar, and every `log_every` steps one line of metrics. Within `ctrl_c_stops()`, Ctrl-C requests a stop."""
 
     def __init__(self, description: str = "", log_every: int = 50, stream=None):
         self.description = description
@@ -97,6 +99,21 @@ class ConsoleReporter:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    @contextlib.contextmanager
+    def ctrl_c_stops(self):
+        """While inside, the first Ctrl-C asks the loop to stop cleanly (it keeps what it has); a second one interrupts."""
+
+        def request_stop(signum, frame):
+            print("\nstopping after this step (Ctrl-C again to interrupt)", file=self.stream)
+            self.stop_requested = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        previous = signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 class JobState(str, enum.Enum):

@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from(args, args.iterations)
         data = prepare_data(config, uploads, folder=args.data_dir)
         reporter = ConsoleReporter("L-BFGS", log_every=50)
-        result = train(config, data.patches, reporter)
+        with reporter.ctrl_c_stops():
+            result = train(config, data.patches, reporter)
         reporter.close()
         command = "python -m engine.sae " + shlex.join(argv if argv is not None else sys.argv[1:])
         path = save_result(args.out, result, command, data.fingerprint)

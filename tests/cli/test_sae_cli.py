@@ -56,3 +56,21 @@ def test_data_dir_argument_is_looked_in_first(tmp_path):
     env = {"DLLAB_OFFLINE": "1", "DLLAB_DATA_DIR": str(tmp_path / "empty"), "DLLAB_CACHE": str(tmp_path / "cache")}
     out = run_cli("gradcheck", "--data-dir", folder, "--examples", "10", env=env)
     assert out.returncode == 0 and "PASS" in out.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_result(tmp_path):
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine.sae", "train", "--source", "builtin", "--hidden", "100", "--patches", "20000",
+         "--iterations", "2000", "--out", str(tmp_path / "run")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    for line in process.stderr:  # the first logged step shows the loop is running
+        if line.startswith("step"):
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    result, _ = load_result(tmp_path / "run")
+    assert result.stopped and 0 < result.iterations < 2000
