@@ -176,9 +176,9 @@ st.subheader("Gradient check")
 st.caption("Backpropagation's gradient against central differences (ε = 10⁻⁴) on 100 patches, every parameter. UFLDL: below 10⁻⁹ means correct.")
 if st.button("Check gradients", disabled=data is None, key="sae_check"):
     with st.spinner("Perturbing every parameter twice…"):
-        st.session_state.sae_gradcheck = gradient_check(config, data.patches)
-check = st.session_state.get("sae_gradcheck")
-if check is not None:
+        st.session_state.sae_gradcheck = (config, gradient_check(config, data.patches))
+checked_config, check = st.session_state.get("sae_gradcheck", (None, None))
+if check is not None and checked_config == config:  # a check of other settings says nothing about these
     verdict = "passes" if check.passed else "FAILS"
     (st.success if check.passed else st.error)(
         f"Relative difference {check.relative_difference:.2e} over {check.parameters:,} parameters and "

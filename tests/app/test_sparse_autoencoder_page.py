@@ -91,3 +91,11 @@ def test_missing_images_offline_are_explained_and_nothing_breaks(page, monkeypat
     page.button(key="sae_download_images").click().run()
     assert "natural_images/olshausen_raw_tif/01.tif" in texts(page, "error") and "DLLAB_DATA_DIR" in texts(page, "error")
     assert any(header.value == "Results — the shipped checkpoint" for header in page.subheader)
+
+
+def test_a_gradient_check_is_not_shown_for_other_settings(page):
+    small_builtin_run(page)
+    page.button(key="sae_check").click().run()
+    assert page.success
+    page.number_input(key="sae_hidden").set_value(16).run()
+    assert not page.success
