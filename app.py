@@ -5,19 +5,22 @@ Run with `streamlit run app.py`.
 
 import streamlit as st
 
-from engine.core.device import describe_device, pick_device
+from engine.core.device import configure_threads, describe_device, pick_device
 from engine.core.errors import LabError
 from engine.core.jobs import board
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/sparse_autoencoder.py", title="Sparse autoencoder", icon=":material/grid_on:", url_path="sparse_autoencoder"),
+    st.Page("lab_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("lab_pages/sparse_autoencoder.py", title="Sparse autoencoder", icon=":material/grid_on:", url_path="sparse_autoencoder"),
+    st.Page("lab_pages/shakespeare_gpt.py", title="Shakespeare GPT", icon=":material/edit_note:", url_path="shakespeare_gpt"),
+    st.Page("lab_pages/inside_the_transformer.py", title="Inside the transformer", icon=":material/account_tree:", url_path="inside_the_transformer"),
 ]
 
 
 @st.cache_resource
 def device_description() -> str:
     try:
+        configure_threads()
         return describe_device(pick_device())
     except LabError as error:
         return f"{error} Using the CPU."

@@ -47,7 +47,7 @@ def page_server_side_seconds() -> float:
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
-    at.switch_page("pages/sparse_autoencoder.py").run()
+    at.switch_page("lab_pages/sparse_autoencoder.py").run()
     at.button(key="sae_train").click().run()
     job = board.get(at.session_state["sae_job_id"])
     while not job.state.finished:

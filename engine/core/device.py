@@ -1,6 +1,8 @@
 """Which device runs the work, with which dtype, and seeding every random generator.
 
-The choice is cuda, then mps, then cpu, unless `DLLAB_DEVICE` or the caller names one.
+The choice is cuda, then mps, then cpu, unless `DLLAB_DEVICE` or the caller names one. `DLLAB_THREADS`
+sets how many CPU threads torch uses: on a small machine that also runs the server and a browser, fewer
+threads than cores can be faster, because torch's threads wait on each other at every small operation.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ def pick_device(preferred: str | None = None):
     return torch.device(name)
 
 
+def configure_threads() -> int:
+    """Apply `DLLAB_THREADS` (a positive whole number) to torch, if set; return the threads torch uses."""
+    import torch
+
+    value = os.environ.get("DLLAB_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"DLLAB_THREADS must be a positive whole number, not {value!r}.")
+        torch.set_num_threads(int(value))
+    return torch.get_num_threads()
+
+
 def autocast_dtype(device):
     """bf16 on a CUDA card that supports it, float32 everywhere else."""
     import torch
@@ -48,7 +62,8 @@ def describe_device(device) -> str:
         return f"CUDA GPU: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "Apple GPU (Metal)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def seed_everything(seed: int) -> np.random.Generator:

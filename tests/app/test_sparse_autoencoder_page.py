@@ -8,7 +8,7 @@ from tests.app.conftest import wait_for_job
 
 @pytest.fixture
 def page(app):
-    app.switch_page("pages/sparse_autoencoder.py").run()
+    app.switch_page("lab_pages/sparse_autoencoder.py").run()
     assert not app.exception
     return app
 

@@ -1,0 +1,351 @@
+"""A person's GPT runs: one folder each under DLLAB_RUNS_DIR/gpt, kept so they can be resumed and compared.
+
+A run folder holds
+
+    model.safetensors, model.json   the best checkpoint so far (train.py writes it; checkpoint.py reads it)
+    run.json                        what the run is: its settings, its data, its state, where it ended
+    history.jsonl                   every metric row as it arrived, one JSON object per line
+    text.txt                        the text it trained on, when that is not tiny Shakespeare (so it can resume)
+
+A folder the CLI made has only the checkpoint; it is listed too, with what its card says.
+`export_checkpoint` writes a run's best weights without AdamW's moments: a third of the size, for
+sampling only (the shipped checkpoint is made this way).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from engine.core.checkpoints import SHIPPED_DIR, card_path, load_checkpoint, read_card, runs_dir, save_checkpoint, weights_path, write_atomically
+from engine.core.device import pick_device
+from engine.core.errors import CheckpointError, ConfigError, DataError, LabError
+from engine.core.jobs import Reporter
+from engine.gpt.checkpoint import KIND, checkpoint_in, find_checkpoint
+from engine.gpt.data import CharData, load_shakespeare, prepare_text, read_text_file
+from engine.gpt.estimate import ParamCount, StepTime
+from engine.gpt.train import CPU, GPTResult, TrainConfig, train
+
+SHIPPED_CHECKPOINT = SHIPPED_DIR / "gpt_shakespeare"  # gpt_shakespeare.safetensors and .json
+SHAKESPEARE = "tiny Shakespeare"  # the data name train.py's card records for it
+RUN_FILE, HISTORY_FILE, TEXT_FILE = "run.json", "history.jsonl", "text.txt"
+NOT_COMPARED = ("device", "compile")  # settings that change where a run goes, not what it learns
+SHAPE = ("n_layer", "n_head", "n_embd", "block_size", "bias", "batch_size", "gradient_accumulation_steps")  # what an iteration's time depends on
+
+
+def gpt_runs_dir() -> Path:
+    return runs_dir() / "gpt"
+
+
+def new_run_folder(label: str) -> Path:
+    """An empty folder runs/gpt/<date-time>-<label>, made now."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        folder = gpt_runs_dir() / (f"{stamp}-{label}" if n == 1 else f"{stamp}-{label}-{n}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise DataError(f"Could not make a new run folder under {gpt_runs_dir()}.")
+
+
+def write_json(path: Path, values: dict) -> None:
+    write_atomically(path, json.dumps(values, indent=2).encode())
+
+
+def read_json(path: Path) -> dict:
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def read_history(folder: Path) -> list[dict[str, float]]:
+    """The metric rows a run recorded, in order; a torn last line (a run cut off mid-write) is skipped."""
+    rows = []
+    try:
+        lines = (Path(folder) / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return rows
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+class RunRecorder:
+    """A Reporter that appends each metric row to the run's history.jsonl and passes everything on to `inner`."""
+
+    def __init__(self, inner: Reporter, folder: Path):
+        self.inner = inner
+        self.path = Path(folder) / HISTORY_FILE
+        self.sample = ""
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.inner.stop_requested
+
+    def metric(self, step: int, **values: float) -> None:
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(json.dumps({"step": step, **{k: float(v) for k, v in values.items()}}) + "\n")
+        self.inner.metric(step, **values)
+
+    def snapshot(self, name: str, value: Any) -> None:
+        if name == "sample":
+            self.sample = value
+        self.inner.snapshot(name, value)
+
+    def progress(self, done: int, total: int) -> None:
+        self.inner.progress(done, total)
+
+
+def train_run(
+    config: TrainConfig, data: CharData, report: Reporter, folder: Path, text: str | None = None, resume: bool = False, command: str = ""
+) -> GPTResult:
+    """train() into a run folder, recording its history and state; `resume` continues the folder's checkpoint.
+
+    `text` is the training text; it is kept in the folder unless it is tiny Shakespeare, so the run can resume.
+    """
+    folder = Path(folder)
+    info = read_json(folder / RUN_FILE)
+    command = command or info.get("command", "")
+    if resume:
+        start = resume_point(folder)
+        if config.max_iters <= start:
+            raise ConfigError(f"max_iters ({config.max_iters}) must be beyond the checkpoint's iteration ({start}) to continue the run.")
+        history = [row for row in read_history(folder) if row["step"] < start]  # what came after the checkpoint is redone
+        write_atomically(folder / HISTORY_FILE, "".join(json.dumps(row) + "\n" for row in history).encode())
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / HISTORY_FILE).unlink(missing_ok=True)
+        if text is not None and data.name != SHAKESPEARE:
+            write_atomically(folder / TEXT_FILE, text.encode("utf-8"))
+        info = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "data": {"name": data.name, "characters": data.characters, "fingerprint": data.fingerprint}}
+    device = pick_device(None if config.device == "auto" else config.device).type
+    info.update(config=asdict(config), device=device, state="running", error=None, command=command, pid=os.getpid())
+    write_json(folder / RUN_FILE, info)
+    recorder = RunRecorder(report, folder)
+    try:
+        result = train(config, data, recorder, out=folder, resume=folder if resume else None, command=command)
+    except BaseException as error:
+        message = str(error) if isinstance(error, LabError) else f"{type(error).__name__}: {error}"
+        write_json(folder / RUN_FILE, {**info, "state": "failed", "error": message})
+        raise
+    write_json(
+        folder / RUN_FILE,
+        {
+            **info,
+            "state": "stopped" if result.stopped else "done",
+            "iterations": result.iterations,
+            "best_val_loss": result.best_val_loss if math.isfinite(result.best_val_loss) else None,
+            "best_iter": result.best_iter,
+            "seconds": round(result.seconds, 2),
+            "sample": recorder.sample,
+        },
+    )
+    return result
+
+
+def resume_point(folder: Path) -> int:
+    """The iteration a run's checkpoint holds, which a resumed run continues from."""
+    checkpoint = checkpoint_in(folder)
+    if not weights_path(checkpoint).exists():
+        raise CheckpointError(f"{Path(folder).name} has no checkpoint yet (one is written at the first evaluation that improves on the start), so there is nothing to resume.")
+    try:
+        return int(read_card(checkpoint)["metrics"]["iter"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"The card {card_path(checkpoint)} has no usable training metrics ({error}).") from None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run folder, as its files describe it."""
+
+    name: str
+    folder: Path
+    config: TrainConfig | None
+    data_name: str
+    state: str  # running, done, stopped, failed; "saved" for a folder that has only a checkpoint (the CLI's)
+    best_val_loss: float | None  # nats per character
+    best_iter: int | None
+    iterations: int | None  # the iteration it ended at
+    seconds: float | None
+    params: ParamCount | None
+    has_checkpoint: bool  # a model that can be sampled
+    resumable: bool  # ... that also has AdamW's state
+    history: list[dict[str, float]] = field(default_factory=list, repr=False)
+    error: str | None = None
+    device: str | None = None
+    command: str = ""
+
+    @property
+    def checkpoint(self) -> Path:
+        return checkpoint_in(self.folder)
+
+
+def read_run(folder: Path) -> RunInfo | None:
+    """A run folder -> RunInfo, or None when the folder holds neither run.json nor a checkpoint card."""
+    folder = Path(folder)
+    info = read_json(folder / RUN_FILE)
+    card: dict = {}
+    error = info.get("error")
+    if card_path(checkpoint_in(folder)).exists():
+        try:
+            card = read_card(checkpoint_in(folder))
+        except CheckpointError as problem:
+            error = str(problem)
+    if not info and not card:
+        return None
+    metrics = card.get("metrics") or {}
+    try:
+        config = TrainConfig.from_dict(info.get("config") or card.get("config"))
+    except (TypeError, ConfigError):
+        config = None
+    params = card.get("params") or {}
+    has_checkpoint = bool(card) and weights_path(checkpoint_in(folder)).exists()
+    return RunInfo(
+        name=folder.name,
+        folder=folder,
+        config=config,
+        data_name=(info.get("data") or card.get("data") or {}).get("name", "unknown text"),
+        state=run_state(info),
+        best_val_loss=info.get("best_val_loss", metrics.get("best_val_loss")),
+        best_iter=info.get("best_iter", metrics.get("iter")),
+        iterations=info.get("iterations", metrics.get("iter")),
+        seconds=info.get("seconds", metrics.get("seconds")),
+        params=ParamCount(params["non_embedding"], params["total"]) if "total" in params else None,
+        has_checkpoint=has_checkpoint,
+        resumable=has_checkpoint and card.get("optimizer_step") is not None,
+        history=read_history(folder),
+        error=error,
+        device=info.get("device"),
+        command=info.get("command") or card.get("command", ""),
+    )
+
+
+def run_state(info: dict) -> str:
+    """run.json's state; a run whose process has gone without finishing it was interrupted."""
+    state = info.get("state", "saved")
+    if state == "running" and not process_alive(info.get("pid")):
+        return "interrupted"
+    return state
+
+
+def process_alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_runs(folder: Path | None = None) -> list[RunInfo]:
+    """Every run under runs/gpt (or `folder`), newest first."""
+    root = Path(folder) if folder is not None else gpt_runs_dir()
+    if not root.is_dir():
+        return []
+    runs = [run for path in root.iterdir() if path.is_dir() and (run := read_run(path)) is not None]
+    return sorted(runs, key=lambda run: newest_file_time(run.folder), reverse=True)
+
+
+def newest_file_time(folder: Path) -> float:
+    times = [path.stat().st_mtime for name in (RUN_FILE, "model.json") if (path := folder / name).exists()]
+    return max(times, default=0.0)
+
+
+def run_text(run: RunInfo) -> CharData:
+    """The data a run trained on, to resume it: tiny Shakespeare (resolved, maybe downloaded) or its kept text."""
+    if run.data_name == SHAKESPEARE:
+        return prepare_text(load_shakespeare(), SHAKESPEARE)
+    kept = run.folder / TEXT_FILE
+    if not kept.exists():
+        raise DataError(
+            f"{run.name} trained on {run.data_name}, which is not kept in its folder, so it cannot be resumed here. "
+            f"Resume it from a shell: python -m engine.gpt train --resume {run.folder} --text-file <the text>."
+        )
+    return prepare_text(read_text_file(kept), run.data_name)
+
+
+def cli_command(config: TrainConfig, folder: Path, text_file: Path | None = None) -> str:
+    """The shell command that trains the same run with the CLI."""
+    parts = ["python -m engine.gpt train --preset cpu"]
+    for name, (_, value) in config_changes(config).items():
+        flag = "--" + name.replace("_", "-")
+        parts.append((flag if value else "--no-" + flag[2:]) if isinstance(value, bool) else f"{flag} {value}")
+    if text_file is not None:
+        parts.append(f"--text-file {text_file}")
+    parts.append(f"--out {folder}")
+    return " ".join(parts)
+
+
+def config_changes(config: TrainConfig, base: TrainConfig = CPU) -> dict[str, tuple[Any, Any]]:
+    """Settings where `config` differs from `base` (nanoGPT's CPU recipe): name -> (base's value, config's value)."""
+    return {
+        f.name: (getattr(base, f.name), getattr(config, f.name))
+        for f in fields(TrainConfig)
+        if f.name not in NOT_COMPARED and getattr(base, f.name) != getattr(config, f.name)
+    }
+
+
+def measured_ms_per_iter(config: TrainConfig, device: str, runs: list[RunInfo]) -> tuple[float, str] | None:
+    """The median time per iteration recorded by runs of the same shape on the same kind of device: (ms, run name)."""
+    for run in runs:
+        if run.config is None or run.device != device or any(getattr(run.config, k) != getattr(config, k) for k in SHAPE):
+            continue
+        times = [row["ms_per_iter"] for row in run.history if "ms_per_iter" in row and row["step"] > 0]  # the first step warms up
+        if times:
+            return statistics.median(times), run.name
+    return None
+
+
+def export_checkpoint(source: str | Path, out: str | Path) -> Path:
+    """Write `source`'s model weights and card without AdamW's moments; returns the new weights file.
+
+    `out` is a folder (the checkpoint goes to <out>/model) or a path without suffix, like checkpoints/gpt_shakespeare.
+    """
+    source = find_checkpoint(source)
+    arrays, card = load_checkpoint(source, KIND)
+    tensors = {name: array for name, array in arrays.items() if name.startswith("model.")}
+    kept = {key: value for key, value in card.items() if key not in ("format_version", "kind", "tensors", "weights_sha256")}
+    target = find_checkpoint(out)
+    return save_checkpoint(target, KIND, tensors, {**kept, "optimizer_step": None, "exported_from": str(weights_path(source))})
+
+
+def shipped_available() -> bool:
+    return weights_path(SHIPPED_CHECKPOINT).exists() and card_path(SHIPPED_CHECKPOINT).exists()
+
+
+def resume_config(run: RunInfo, max_iters: int) -> TrainConfig:
+    """The run's own settings with a new end; a run resumes with the model it started with."""
+    if run.config is None:
+        raise CheckpointError(f"{run.name} has no usable training settings, so it cannot be resumed.")
+    return replace(run.config, max_iters=max_iters).validate()
+
+
+def iteration_ms(config: TrainConfig, vocab_size: int, device: str, runs: list[RunInfo], fitted: StepTime, timed: float | None = None) -> tuple[float, str]:
+    """The best time per iteration at hand for `config` on `device`, and where it comes from, in words.
+
+    In order: timed just now for these settings; recorded by a run of the same shape on this kind of device;
+    estimated from FLOPs through `fitted` (two presets timed on this device).
+    """
+    where = device.upper()
+    if timed is not None:
+        return timed, f"measured just now for these settings on this {where}"
+    recorded = measured_ms_per_iter(config, device, runs)
+    if recorded is not None:
+        return recorded[0], f"measured: the median of run {recorded[1]}, which has this shape, on this {where}"
+    return fitted.ms_per_iter(config, vocab_size), f"estimated from FLOPs per iteration and two presets timed on this {where}"

@@ -1,0 +1,76 @@
+"""Home: what the lab is, and one card per lab that exists."""
+
+import streamlit as st
+
+from engine.core.errors import LabError
+from engine.gpt import runs as gpt_runs
+from engine.gpt.checkpoint import load_model
+from engine.gpt.sample import generate
+from engine.sae.train import SHIPPED_CHECKPOINT, load_result
+from ui.images import grid_image
+
+
+@st.cache_resource
+def sae_picture():
+    try:
+        return grid_image(load_result(SHIPPED_CHECKPOINT)[0].filters(), width_px=240)
+    except LabError:
+        return None
+
+
+@st.cache_resource
+def gpt_snippet(path: str):
+    """A few lines written by the shipped GPT (a fixed seed, so the card does not change between visits)."""
+    try:
+        model, tokenizer, card = load_model(path)
+        return "".join(generate(model, tokenizer, "", 160, seed=0)).strip(), (card.get("metrics") or {}).get("best_val_loss")
+    except LabError:
+        return None
+
+
+st.title("Deep Learning Lab")
+st.markdown(
+    "Train classic models yourself and look inside them while they learn — on this machine's "
+    "processor or a GPU. Every number on these pages comes from code that ran, with the "
+    "published reference beside it."
+)
+
+picture, text = st.columns([1, 3], vertical_alignment="center")
+with picture:
+    filters = sae_picture()
+    if filters is not None:
+        st.image(filters, caption="25 filters learned from natural images")
+with text:
+    st.subheader("Sparse autoencoder")
+    st.markdown(
+        "Andrew Ng's UFLDL exercise: a 64-25-64 network learns to rebuild 8x8 patches of natural "
+        "images while keeping its hidden units quiet, and discovers edge detectors on its own."
+    )
+    st.page_link("lab_pages/sparse_autoencoder.py", label="Open the sparse autoencoder lab", icon=":material/arrow_forward:")
+
+picture, text = st.columns([1, 3], vertical_alignment="center")
+with picture:
+    snippet = gpt_snippet(str(gpt_runs.SHIPPED_CHECKPOINT)) if gpt_runs.shipped_available() else None
+    if snippet is not None:
+        st.code(snippet[0], language=None, wrap_lines=True)
+        loss = f" (val loss {snippet[1]:.2f} nats per character)" if snippet[1] else ""
+        st.caption(f"Written by the shipped model, one character at a time{loss}")
+with text:
+    st.subheader("Shakespeare GPT")
+    st.markdown(
+        "Karpathy's nanoGPT at the character level: a small transformer reads tiny Shakespeare and learns to "
+        "write plays in his style. Generate from a trained model, train your own live, and compare runs."
+    )
+    st.page_link("lab_pages/shakespeare_gpt.py", label="Open the Shakespeare GPT lab", icon=":material/arrow_forward:")
+
+picture, text = st.columns([1, 3], vertical_alignment="center")
+with picture:
+    st.code("embed → (attention → add → MLP → add) × layers\n      → unembed → softmax", language=None)
+with text:
+    st.subheader("Inside the transformer")
+    st.markdown(
+        "Type a line and follow it along a trained GPT's residual stream: what each attention head looks at, "
+        "how much each layer changes the stream, its guesses layer by layer, and the final softmax — with the "
+        "model's real numbers, or a toy small enough to print every matrix."
+    )
+    st.page_link("lab_pages/inside_the_transformer.py", label="Open Inside the transformer", icon=":material/arrow_forward:")

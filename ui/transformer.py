@@ -1,0 +1,416 @@
+"""Figures for the transformer page, all drawn from a traced forward pass (engine.gpt.inspect.Trace).
+
+The flow diagram, a stage's numbers, attention heatmaps, the residual stream's change norms, the
+logit lens, the next-token probability bars, and annotated matrices for the toy model. Nothing here
+computes a model's numbers: each figure slices the trace it is given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from engine.gpt.inspect import AXES, Numbers, Stage, Trace, stages
+from ui.figures import COLORS
+
+SIGNED = "RdBu_r"  # blue below zero, red above, white at zero
+WEIGHTS = "Blues"  # for attention weights and probabilities, 0 to 1
+BOX_FILL = {"embed": "#eeeeee", "attention": "#dde7f6", "mlp": "#dcefe2", "unembed": "#eeeeee", "softmax": "#eeeeee"}
+SELECTED_FILL = "#ffd9a8"
+INK = "#262730"  # Streamlit's text colour; its plotly theme would draw annotations in light grey
+
+
+def shown(token: str) -> str:
+    """A token as it can be read on an axis: a newline is ⏎, a space ␣."""
+    return token.replace("\n", "⏎").replace(" ", "␣").replace("\t", "⇥") if len(token) == 1 else token
+
+
+def position_label(trace: Trace, position: int) -> str:
+    return f"{position} '{shown(trace.tokens[position])}'"
+
+
+LABELLED = 64  # up to this many positions, an axis names each one by its token; beyond, every few by number
+
+
+def _tick_positions(T: int) -> list[int]:
+    return list(range(T)) if T <= LABELLED else list(range(0, T, -(-T // 32)))
+
+
+def _token_axis(trace: Trace) -> dict:
+    """An axis over the prompt's positions: each token's text, or for a long prompt every few positions' numbers."""
+    T = trace.length
+    ticks = _tick_positions(T)
+    text = [shown(trace.tokens[i]) for i in ticks] if T <= LABELLED else [str(i) for i in ticks]
+    return dict(tickmode="array", tickvals=ticks, ticktext=text, tickfont=dict(size=9 if T > 40 else 11), tickangle=0, showgrid=False)
+
+
+def show_computation() -> None:
+    """The forward pass as equations, numbered like engine.gpt.inspect's docstring."""
+    with st.expander("The computation, step by step"):
+        st.latex(r"x_i = W_E[\text{token}_i] + W_P[i] \qquad (1)")
+        st.latex(r"q_i = W_Q\,\mathrm{LN}_1(x_i),\quad k_i = W_K\,\mathrm{LN}_1(x_i),\quad v_i = W_V\,\mathrm{LN}_1(x_i)"
+                 r" \quad \text{(split into heads)} \qquad (2)")
+        st.latex(r"A_h[i, j] = \operatorname*{softmax}_{j \le i}\left(\frac{q_i \cdot k_j}{\sqrt{d_\text{head}}}\right) \qquad (3)")
+        st.latex(r"\text{head}_h(i) = W_O^{(h)} \textstyle\sum_j A_h[i, j]\, v_j \qquad (4) \qquad\qquad"
+                 r" x_i \leftarrow x_i + \textstyle\sum_h \text{head}_h(i) \qquad (5)")
+        st.latex(r"x_i \leftarrow x_i + W_\text{down}\,\mathrm{GELU}\!\left(W_\text{up}\,\mathrm{LN}_2(x_i)\right) \qquad (6)")
+        st.latex(r"\text{logits}_i = W_E\,\mathrm{LN}_f(x_i) \qquad (7) \qquad\qquad p_i = \mathrm{softmax}(\text{logits}_i / \tau) \qquad (8)")
+        st.caption("i and j are positions in the prompt. In (2) and (4) the heads' query, key and value dimensions sit side by side; "
+                   "W_O^(h) is the slice of the attention's output matrix that reads head h, so (4) is exactly what head h adds to the "
+                   "stream. The output layer reuses the token embeddings W_E (weight tying). (7) applied after each layer is the logit "
+                   "lens; τ in (8) is the temperature. LN is a LayerNorm with its learned gain.")
+
+
+def describe_toy(toy) -> str:
+    """One line on the toy (an engine.gpt.toy.ToyResult): how it was trained, and on what."""
+    return (f"Trained just now in {toy.seconds:.1f} s ({toy.steps} steps of AdamW on all of its sentences at once) to a loss of "
+            f"{toy.losses[-1]:.3f} nats per word; {toy.parameters} parameters. Its sentences: "
+            + " · ".join(f"*{s}*" for s in toy.config.sentences) + ". Try a prompt that ends in the middle of one.")
+
+
+def describe_checkpoint(model, card: dict) -> str:
+    """One line on a GPT checkpoint, from its card."""
+    metrics = card.get("metrics") or {}
+    loss = metrics.get("best_val_loss")
+    trained = f"trained {metrics['iter']:,} iterations" if isinstance(metrics.get("iter"), int) else "trained"
+    return (f"{model.get_num_params(non_embedding=False):,} parameters; {trained} on {(card.get('data') or {}).get('name', 'unknown text')}"
+            + (f" to a validation loss of {loss:.3f} nats per character" if isinstance(loss, (int, float)) else "")
+            + f"; reads at most {model.config.block_size} characters.")
+
+
+# The flow diagram: the residual stream left to right, each layer's attention and MLP above it.
+
+
+def _stage_place(stage: Stage, n_layer: int) -> tuple[float, float]:
+    """Centre of a stage in the diagram's coordinates: the stream runs along y = 0, the blocks sit at y = 1."""
+    if stage.kind == "embed":
+        return 0.0, 0.0
+    if stage.kind in ("unembed", "softmax"):
+        return 2 * n_layer + (1.5 if stage.kind == "unembed" else 2.7), 0.0
+    x = 1 + 2 * stage.layer + (0 if stage.kind.startswith("attention") else 1)
+    return (x, 1.0) if stage.kind in ("attention", "mlp") else (x + 0.3, 0.0)
+
+
+def flow_diagram(trace: Trace, selected: str | None = None, block_size: int | None = None) -> go.Figure:
+    """embed -> (attention -> add -> MLP -> add) x layers -> unembed -> softmax, with the model's sizes.
+
+    Each stage carries its key as customdata, so a click on it can select it (st.plotly_chart's on_select).
+    """
+    L, C, H, hs, M, V = trace.n_layer, trace.n_embd, trace.n_head, trace.d_head, trace.mlp_width, trace.vocab_size
+    unit = "words" if max(map(len, trace.vocabulary)) > 1 else "characters"
+    text = {
+        "embed": f"<b>Embed</b><br>token + position<br>{V} {unit} → {C}",
+        "attention": f"<b>Attention</b><br>{H} head{'s' if H > 1 else ''} × {hs}",
+        "mlp": f"<b>MLP</b><br>{C} → {M} → {C}",
+        "unembed": f"<b>Unembed</b><br>ln_f, Wᴇᵀ<br>{C} → {V}",
+        "softmax": f"<b>Softmax</b><br>{V} probabilities",
+    }
+    shapes, notes = [], []  # collected as plain dicts and set once: plotly's add_shape validates each call (~100x slower)
+    grey = "#888888"
+
+    def arrow(x, y, from_x, from_y):
+        notes.append(dict(x=x, y=y, ax=from_x, ay=from_y, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                          arrowhead=2, arrowsize=1, arrowwidth=2, arrowcolor=grey, text=""))
+
+    end = 2 * L + 1.5 - 0.45
+    shapes.append(dict(type="line", x0=0.45, x1=end, y0=0, y1=0, line=dict(color=grey, width=6), layer="below"))
+    arrow(end + 0.04, 0, end - 0.3, 0)
+    arrow(2 * L + 2.1, 0, 2 * L + 1.95, 0)
+    notes.append(dict(x=(0.45 + end) / 2, y=-0.42, showarrow=False, font=dict(size=13, color=INK),
+                      text=f"the residual stream: {C} numbers per position, for each of the {trace.length} positions of the prompt"))
+    xs, ys, keys, hover = [], [], [], []
+    for stage in stages(L):
+        x, y = _stage_place(stage, L)
+        xs.append(x), ys.append(y), keys.append(stage.key), hover.append(stage.label)
+        is_selected = stage.key == selected
+        if stage.kind.endswith("_add"):
+            continue  # drawn as ⊕ markers below
+        width = 0.84 if stage.kind in ("attention", "mlp") else 0.9
+        shapes.append(dict(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - 0.32, y1=y + 0.32, layer="below",
+                           fillcolor=SELECTED_FILL if is_selected else BOX_FILL[stage.kind],
+                           line=dict(color="#e07b00" if is_selected else "#7f7f7f", width=3 if is_selected else 1)))
+        notes.append(dict(x=x, y=y, text=text[stage.kind], showarrow=False, font=dict(size=12, color=INK)))
+        if stage.kind in ("attention", "mlp"):  # read from the stream on the left, write back through ⊕ on the right
+            shapes.append(dict(type="line", x0=x - 0.3, x1=x - 0.3, y0=0, y1=y - 0.32, line=dict(color=grey, width=2), layer="below"))
+            arrow(x + 0.3, 0.09, x + 0.3, y - 0.32)
+    for layer in range(L):
+        left, right = 1 + 2 * layer - 0.45, 2 + 2 * layer + 0.45
+        shapes.append(dict(type="line", x0=left, x1=right, y0=1.42, y1=1.42, line=dict(color="#bbbbbb", width=1)))
+        notes.append(dict(x=(left + right) / 2, y=1.55, text=f"layer {layer + 1}", showarrow=False, font=dict(size=13, color=INK)))
+    figure = go.Figure(layout=dict(shapes=shapes, annotations=notes))
+    adds = [i for i, key in enumerate(keys) if "_add" in key]
+    figure.add_trace(go.Scatter(
+        x=[xs[i] for i in adds], y=[ys[i] for i in adds], mode="markers+text", text=["+"] * len(adds), textfont=dict(size=16, color=INK),
+        marker=dict(size=24, color=[SELECTED_FILL if keys[i] == selected else "white" for i in adds],
+                    line=dict(color=["#e07b00" if keys[i] == selected else "#7f7f7f" for i in adds], width=2)),
+        hoverinfo="skip", showlegend=False,
+    ))
+    figure.add_trace(go.Scatter(  # the click targets, one per stage, invisible
+        x=xs, y=ys, mode="markers", customdata=keys, hovertext=[f"{h}: click to see its numbers" for h in hover], hoverinfo="text",
+        marker=dict(size=46, symbol="square", color="rgba(0,0,0,0)"), showlegend=False,
+        selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
+    ))
+    context = f", context up to {block_size} {unit}" if block_size else ""
+    figure.update_layout(
+        title=f"{L} layer{'s' if L > 1 else ''}, d_model {C}, {H} head{'s' if H > 1 else ''} of {hs}, MLP {M} wide, vocabulary {V}{context}",
+        height=320, margin=dict(l=10, r=10, t=50, b=10), dragmode=False, clickmode="event+select", plot_bgcolor="white",
+        xaxis=dict(visible=False, range=[-0.55, 2 * L + 3.25], fixedrange=True),
+        yaxis=dict(visible=False, range=[-0.6, 1.7], fixedrange=True),
+    )
+    return figure
+
+
+# A stage's numbers.
+
+
+def _colorbar(figure: go.Figure, row: int, title: str) -> dict:
+    domain = figure.layout[f"yaxis{'' if row == 1 else row}"].domain
+    return dict(title=dict(text=title, side="right"), y=(domain[0] + domain[1]) / 2, len=max(domain[1] - domain[0], 0.12), thickness=12)
+
+
+def stage_figure(trace: Trace, numbers: list[Numbers], position: int, title: str) -> go.Figure:
+    """One stage's vectors at one position, as strips of colour: one row per vector, vectors of a kind together."""
+    groups: list[list[Numbers]] = []
+    for entry in numbers:
+        if groups and groups[-1][0].axis == entry.axis and groups[-1][0].values.shape == entry.values.shape:
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    heights = [34 * len(group) + 10 for group in groups]  # pixels per strip group
+    gap, margin = 78, 60  # pixels between groups (room for the axis's ticks and title), and above and below
+    total = sum(heights) + gap * (len(groups) - 1)
+    figure = make_subplots(rows=len(groups), cols=1, row_heights=heights, vertical_spacing=gap / total if len(groups) > 1 else 0)
+    for row, group in enumerate(groups, start=1):
+        values = np.stack([entry.values for entry in group])  # (vectors, n)
+        axis = group[0].axis
+        probability = axis == "key" or group[0].name == "probabilities"
+        norms = [f"{entry.name}  (‖·‖ {np.linalg.norm(entry.values):.2f})" if not probability else entry.name for entry in group]
+        columns = values.shape[1]
+        if axis == "key":
+            values = np.where(np.arange(columns) > position, np.nan, values)  # ahead of the query: never looked at
+        extent = float(np.nanmax(np.abs(values))) or 1.0
+        figure.add_trace(go.Heatmap(
+            z=values, x=list(range(columns)), y=norms, colorscale=WEIGHTS if probability else SIGNED,
+            zmin=0 if probability else -extent, zmax=1 if probability else extent, xgap=1 if columns <= 64 else 0, ygap=2,
+            colorbar=_colorbar(figure, row, "weight" if probability else "value"),
+            texttemplate="%{z:.2f}" if columns <= 16 else None,
+            hovertemplate="%{y}<br>entry %{x}: %{z:.4f}<extra></extra>",
+        ), row=row, col=1)
+        if axis == "key":
+            figure.update_xaxes(**_token_axis(trace), row=row, col=1)
+        elif axis == "vocab":
+            figure.update_xaxes(tickmode="array", tickvals=list(range(columns)), ticktext=[shown(t) for t in trace.vocabulary],
+                                tickfont=dict(size=9 if columns > 30 else 11), tickangle=0, row=row, col=1)
+        figure.update_xaxes(title=dict(text=AXES[axis], standoff=4, font=dict(size=12)), row=row, col=1)
+        figure.update_yaxes(autorange="reversed", tickfont=dict(size=11, color=INK), row=row, col=1)
+    figure.update_layout(title=title, height=total + margin + 50, margin=dict(l=10, r=10, t=50, b=margin))
+    return figure
+
+
+def matrix_figure(values: np.ndarray, title: str, row_labels=None, column_labels=None, probability: bool = False,
+                  x_title: str | None = None) -> go.Figure:
+    """A small matrix (or vector) with every number printed in its cell."""
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    rows, columns = values.shape
+    row_labels = [shown(str(r)) for r in (row_labels if row_labels is not None else range(rows))]
+    column_labels = [shown(str(c)) for c in (column_labels if column_labels is not None else range(columns))]
+    finite = values[np.isfinite(values)]
+    extent = float(np.abs(finite).max()) if finite.size else 1.0
+    figure = go.Figure(go.Heatmap(
+        z=np.where(np.isfinite(values), values, np.nan), x=column_labels, y=row_labels, xgap=1, ygap=1,
+        colorscale=WEIGHTS if probability else SIGNED, zmin=0 if probability else -(extent or 1.0), zmax=1 if probability else (extent or 1.0),
+        texttemplate="%{z:.2f}", textfont=dict(size=10), showscale=False, hovertemplate="row %{y}, column %{x}: %{z:.4f}<extra></extra>",
+    ))
+    figure.update_layout(title=dict(text=title, font=dict(size=13)), height=int(100 + 26 * rows + (22 if x_title else 0)),
+                         margin=dict(l=10, r=10, t=40, b=30))
+    figure.update_xaxes(type="category", side="bottom", tickangle=0,
+                        title=dict(text=x_title, font=dict(size=11), standoff=4) if x_title else None)
+    figure.update_yaxes(type="category", autorange="reversed")
+    return figure
+
+
+# Attention.
+
+
+def attention_heatmap(trace: Trace, layer: int, head: int, position: int | None = None) -> go.Figure:
+    """One head's weights: row = the position reading (query), column = the position read (key); above the diagonal is the future."""
+    T = trace.length
+    weights = np.where(np.tri(T, dtype=bool), trace.attention[layer, head], np.nan).astype(np.float32)  # (T, T), the future left blank
+    names = [position_label(trace, i) for i in range(T)]  # unique, so the axes can be categories that hover names in full
+    axis = {**_token_axis(trace), "type": "category"}
+    axis["tickvals"] = [names[i] for i in axis["tickvals"]]
+    figure = go.Figure(go.Heatmap(
+        z=weights, x=names, y=names, colorscale=WEIGHTS, zmin=0, zmax=1, xgap=1 if T <= 40 else 0, ygap=1 if T <= 40 else 0,
+        hovertemplate="query %{y} reads key %{x}<br>weight %{z:.3f}<extra></extra>",
+        colorbar=dict(title=dict(text="weight<br>(each row<br>sums to 1)", side="top"), thickness=12, len=0.7),
+        texttemplate="%{z:.2f}" if T <= 8 else None,
+    ))
+    if position is not None:  # on a category axis, position i is at i
+        figure.add_shape(type="rect", x0=-0.5, x1=position + 0.5, y0=position - 0.5, y1=position + 0.5, line=dict(color="#e07b00", width=2))
+    figure.update_layout(
+        title=f"Layer {layer + 1}, head {head + 1}: how much each position (row) reads from each earlier one (column)",
+        height=380 if T <= 8 else 660, margin=dict(l=10, r=10, t=50, b=10),
+        xaxis=dict(title="key: the position being read", side="bottom", constrain="domain", **axis),
+        yaxis=dict(title="query: the position reading", autorange="reversed", scaleanchor="x", constrain="domain", **axis),
+    )
+    return figure
+
+
+def attention_overview(trace: Trace, layer: int, selected: int | None = None) -> go.Figure:
+    """Every head of one layer, small, side by side (weights drawn in 256 shades, which keeps a long prompt's figure light)."""
+    H, T = trace.n_head, trace.length
+    columns = min(H, 3)
+    rows = -(-H // columns)
+    figure = make_subplots(rows=rows, cols=columns, horizontal_spacing=0.04, vertical_spacing=0.12 / rows if rows > 1 else 0,
+                           subplot_titles=[f"head {h + 1}" for h in range(H)])
+    for h in range(H):
+        shades = np.round(np.where(np.tri(T, dtype=bool), trace.attention[layer, h], 0.0) * 255).astype(np.uint8)  # (T, T)
+        figure.add_trace(go.Heatmap(z=shades, colorscale=WEIGHTS, zmin=0, zmax=255, showscale=False, hoverinfo="skip"),
+                         row=h // columns + 1, col=h % columns + 1)
+    figure.update_xaxes(showticklabels=False, showgrid=False, constrain="domain")
+    figure.update_yaxes(showticklabels=False, showgrid=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    if selected is not None:
+        suffix = "" if selected == 0 else str(selected + 1)
+        figure.add_shape(type="rect", xref=f"x{suffix} domain", yref=f"y{suffix} domain", x0=0, x1=1, y0=0, y1=1,
+                         line=dict(color="#e07b00", width=3))
+    figure.update_annotations(font_size=12)
+    figure.update_layout(title=f"Every head of layer {layer + 1} (the orange frame is the one on the left)",
+                         height=90 + 200 * rows, margin=dict(l=10, r=10, t=70, b=10))
+    return figure
+
+
+# The residual stream.
+
+
+def step_norms_figure(trace: Trace) -> go.Figure:
+    """(2L + 1) x T heatmap: the L2 norm of what the embedding and each attention and MLP write, per position."""
+    norms = trace.step_norms()
+    figure = go.Figure(go.Heatmap(
+        z=norms, x=list(range(trace.length)), y=trace.step_names(), colorscale="Viridis", xgap=1 if trace.length <= 40 else 0, ygap=1,
+        colorbar=dict(title=dict(text="L2 norm", side="top"), thickness=12),
+        texttemplate="%{z:.1f}" if trace.length <= 12 else None,
+        hovertemplate="%{y} at position %{x}: wrote a vector of norm %{z:.3f}<extra></extra>",
+    ))
+    figure.update_layout(title="How much each step writes into the stream (L2 norm of its output), per position",
+                         height=120 + 30 * len(norms), margin=dict(l=10, r=10, t=50, b=10),
+                         xaxis=dict(title="position in the prompt", **_token_axis(trace)), yaxis=dict(autorange="reversed"))
+    return figure
+
+
+def position_norms_figure(trace: Trace, position: int) -> go.Figure:
+    """At one position: each step's write (bars) and the stream's size after it (line)."""
+    names = trace.step_names()
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=names, y=trace.step_norms()[:, position], name="norm of the step's write", marker_color=COLORS[0]))
+    figure.add_trace(go.Scatter(x=names, y=trace.stream_norms()[:, position], name="norm of the stream after it", mode="lines+markers",
+                                line=dict(color=COLORS[1])))
+    figure.update_layout(title=f"At position {position_label(trace, position)}: each write, and the stream it builds",
+                         yaxis_title="L2 norm", height=340, margin=dict(l=10, r=10, t=50, b=10),
+                         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+    return figure
+
+
+# The logit lens and the final softmax.
+
+
+def lens_figure(trace: Trace, position: int | None = None) -> go.Figure:
+    """Rows: the stream after the embedding and after each layer; columns: positions; each cell its top guess and how sure it is."""
+    T, rows = trace.length, trace.lens_probs.shape[0]
+    top = trace.lens_probs.argmax(-1)  # (L + 1, T)
+    confidence = trace.lens_probs.max(-1)
+    guesses = [[shown(trace.vocabulary[top[r, t]]) for t in range(T)] for r in range(rows)]
+    actual = [shown(trace.tokens[t + 1]) if t + 1 < T else "(not in the prompt)" for t in range(T)]
+    figure = go.Figure(go.Heatmap(
+        z=confidence, x=list(range(T)), y=trace.lens_names(), text=guesses, texttemplate="%{text}" if T <= LABELLED else None,
+        textfont=dict(size=10 if T > 40 else 13), colorscale=WEIGHTS, zmin=0, zmax=1, xgap=1, ygap=1,
+        customdata=[actual] * rows,
+        hovertemplate="%{y}, position %{x}: top guess %{text} (p = %{z:.2f}); the prompt's next token is %{customdata}<extra></extra>",
+        colorbar=dict(title=dict(text="probability<br>of the top<br>guess", side="top"), thickness=12),
+    ))
+    if position is not None:
+        figure.add_shape(type="rect", x0=position - 0.5, x1=position + 0.5, y0=-0.5, y1=rows - 0.5, line=dict(color="#e07b00", width=2))
+    figure.update_layout(title="Logit lens: the top guess for the next token if the model stopped after each layer",
+                         height=150 + 42 * rows, margin=dict(l=10, r=10, t=50, b=10),
+                         xaxis=dict(title="position in the prompt (the guess is for the token after it)", **_token_axis(trace)),
+                         yaxis=dict(autorange="reversed"))
+    return figure
+
+
+def lens_table(trace: Trace, position: int, k: int = 5) -> list[dict[str, str]]:
+    """The top k guesses after each layer at one position, as rows for st.dataframe."""
+    rows = []
+    for name, guesses in zip(trace.lens_names(), trace.lens_top(position, k)):
+        rows.append({"stream": name, **{f"guess {i + 1}": f"{shown(token)}  {p:.0%}" for i, (token, p) in enumerate(guesses)}})
+    return rows
+
+
+def probability_bars(trace: Trace, position: int, probs: np.ndarray, temperature: float, k: int = 20) -> go.Figure:
+    """The top k tokens' probabilities at `temperature` (bars), against the model's own at temperature 1 (dots); the rest summed."""
+    k = min(k, trace.vocab_size)
+    order = np.argsort(-trace.probs[position], kind="stable")[:k]  # temperature never changes the order
+    labels = [shown(trace.vocabulary[i]) for i in order]
+    heights, original = list(probs[order]), list(trace.probs[position][order])
+    if k < trace.vocab_size:
+        labels.append(f"the other {trace.vocab_size - k}")
+        heights.append(1 - float(np.sum(probs[order])))
+        original.append(1 - float(np.sum(trace.probs[position][order])))
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=labels, y=heights, name=f"at temperature {temperature:g}", marker_color=COLORS[0],
+                            text=[f"{p:.0%}" if p >= 0.01 else "" for p in heights], textposition="outside",
+                            hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
+    figure.add_trace(go.Scatter(x=labels, y=original, mode="markers", name="at temperature 1 (the model's own)",
+                                marker=dict(color=COLORS[1], size=9, symbol="line-ew-open", line=dict(width=3)),
+                                hovertemplate="%{x}: %{y:.4f} at temperature 1<extra></extra>"))
+    unit = "word" if max(map(len, trace.vocabulary)) > 1 else "character"
+    figure.update_layout(
+        title=f"The next {unit} after position {position_label(trace, position)}: the {k} likeliest of {trace.vocab_size}",
+        yaxis=dict(title="probability", range=[0, 1.08], tickformat=".0%"), xaxis=dict(title=f"next {unit}", type="category", tickangle=0),
+        height=380, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+    )
+    return figure
+
+
+# The toy, in full.
+
+
+def _labels(trace: Trace, axis: str, count: int) -> list:
+    if axis == "key":
+        return [f"{i}: {t}" for i, t in enumerate(trace.tokens)]
+    if axis == "vocab":
+        return list(trace.vocabulary)
+    return list(range(count))
+
+
+def _rows_of(items: list, same, width: int = 4) -> list[list]:
+    """Consecutive items that `same` says belong together, in rows of at most `width`."""
+    rows: list[list] = []
+    for item in items:
+        if rows and same(rows[-1][-1], item) and len(rows[-1]) < width:
+            rows[-1].append(item)
+        else:
+            rows.append([item])
+    return rows
+
+
+def show_toy_numbers(trace: Trace, numbers: list[Numbers], weights: list[tuple[str, np.ndarray]], label: str, key: str = "itt_toy") -> None:
+    """A stage of a small model in full: its numbers at every position (one row each), then its weights."""
+    positions = [f"{i}: {t}" for i, t in enumerate(trace.tokens)]
+    figures = []
+    for row in _rows_of(numbers, lambda a, b: a.axis == b.axis and a.values.shape == b.values.shape, width=3):
+        figures.append([matrix_figure(entry.values, entry.name, positions, _labels(trace, entry.axis, entry.values.shape[-1]),
+                                      entry.axis == "key" or entry.name == "probabilities", x_title=AXES[entry.axis]) for entry in row])
+    weight_rows = _rows_of(weights, lambda a, b: a[1].shape == b[1].shape)
+    for row in weight_rows:
+        figures.append([matrix_figure(values, f"{name} ({'×'.join(map(str, values.shape))})",
+                                      list(trace.vocabulary) if name.startswith(("wte", "W_E")) else None) for name, values in row])
+    if numbers:
+        st.markdown(f"**{label}**: its numbers at every position of the prompt, one row per position.")
+    for r, row in enumerate(figures):
+        if r == len(figures) - len(weight_rows):
+            st.markdown(f"**{label}**: its weights, the same at every position. A matrix has one row per output and one column per "
+                        "input, as PyTorch stores it (so q = W_Q x, row by row)." if numbers else f"**{label}**")
+        columns = st.columns(max(3, len(row)))
+        for c, figure in enumerate(row):
+            columns[c].plotly_chart(figure, key=f"{key}_{r}_{c}", config={"displayModeBar": False})
