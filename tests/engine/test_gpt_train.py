@@ -14,7 +14,7 @@ from engine.core.jobs import SilentReporter
 from engine.gpt.checkpoint import load_model, restore_training
 from engine.gpt.data import load_shakespeare, prepare_text
 from engine.gpt.model import GPT
-from engine.gpt.train import CPU, GPU, TINY, get_lr, preset_of, train
+from engine.gpt.train import CPU, GPU, TINY, estimate_loss, get_lr, preset_of, split_loss, train
 
 needs_data = pytest.mark.skipif(not os.environ.get("DLLAB_DATA_DIR"), reason="DLLAB_DATA_DIR is not set")
 
@@ -184,3 +184,13 @@ def test_cpu_preset_on_tiny_shakespeare_starts_at_the_uniform_loss():
     result = train(replace(CPU, max_iters=5, sample_chars=0), data, report)
     assert round(result.model.get_num_params() / 1e6, 2) == 0.80
     assert report.metrics[0]["val_loss"] == pytest.approx(math.log(65), abs=0.05)  # 4.17 nats per character
+
+
+def test_the_whole_split_loss_is_what_random_windows_estimate(data):
+    torch.manual_seed(0)
+    result = train(replace(TINY, max_iters=30, sample_chars=0, device="cpu"), data, SilentReporter())
+    whole = split_loss(result.model, data.val)
+    assert whole == pytest.approx(split_loss(result.model, data.val, batch_size=1), rel=1e-5)  # batching changes nothing
+    sampled = estimate_loss(result.model, data, replace(TINY, batch_size=64, eval_iters=40), "cpu", torch.no_grad())["val"]
+    assert whole == pytest.approx(sampled, abs=0.05)
+    assert whole < math.log(data.tokenizer.vocab_size) - 0.3  # and the model did learn something
