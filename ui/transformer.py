@@ -250,8 +250,9 @@ def attention_heatmap(trace: Trace, layer: int, head: int, position: int | None 
     if position is not None:  # on a category axis, position i is at i
         figure.add_shape(type="rect", x0=-0.5, x1=position + 0.5, y0=position - 0.5, y1=position + 0.5, line=dict(color="#e07b00", width=2))
     figure.update_layout(
-        title=f"Layer {layer + 1}, head {head + 1}: how much each position (row) reads from each earlier one (column)",
-        height=380 if T <= 8 else 660, margin=dict(l=10, r=10, t=50, b=10),
+        title=dict(text=f"Layer {layer + 1}, head {head + 1}",
+                   subtitle=dict(text="how much each position (row) reads from each earlier one (column)")),
+        height=400 if T <= 8 else 680, margin=dict(l=10, r=10, t=75, b=10),
         xaxis=dict(title="key: the position being read", side="bottom", constrain="domain", **axis),
         yaxis=dict(title="query: the position reading", autorange="reversed", scaleanchor="x", constrain="domain", **axis),
     )
@@ -276,8 +277,8 @@ def attention_overview(trace: Trace, layer: int, selected: int | None = None) ->
         figure.add_shape(type="rect", xref=f"x{suffix} domain", yref=f"y{suffix} domain", x0=0, x1=1, y0=0, y1=1,
                          line=dict(color="#e07b00", width=3))
     figure.update_annotations(font_size=12)
-    figure.update_layout(title=f"Every head of layer {layer + 1} (the orange frame is the one on the left)",
-                         height=90 + 200 * rows, margin=dict(l=10, r=10, t=70, b=10))
+    figure.update_layout(title=dict(text=f"Every head of layer {layer + 1}", subtitle=dict(text="the orange frame is the one drawn large")),
+                         height=110 + 200 * rows, margin=dict(l=10, r=10, t=95, b=10))
     return figure
 
 
@@ -293,8 +294,8 @@ def step_norms_figure(trace: Trace) -> go.Figure:
         texttemplate="%{z:.1f}" if trace.length <= 12 else None,
         hovertemplate="%{y} at position %{x}: wrote a vector of norm %{z:.3f}<extra></extra>",
     ))
-    figure.update_layout(title="How much each step writes into the stream (L2 norm of its output), per position",
-                         height=120 + 30 * len(norms), margin=dict(l=10, r=10, t=50, b=10),
+    figure.update_layout(title=dict(text="How much each step writes into the stream", subtitle=dict(text="the L2 norm of its output, per position")),
+                         height=145 + 30 * len(norms), margin=dict(l=10, r=10, t=75, b=10),
                          xaxis=dict(title="position in the prompt", **_token_axis(trace)), yaxis=dict(autorange="reversed"))
     return figure
 
@@ -306,9 +307,9 @@ def position_norms_figure(trace: Trace, position: int) -> go.Figure:
     figure.add_trace(go.Bar(x=names, y=trace.step_norms()[:, position], name="norm of the step's write", marker_color=COLORS[0]))
     figure.add_trace(go.Scatter(x=names, y=trace.stream_norms()[:, position], name="norm of the stream after it", mode="lines+markers",
                                 line=dict(color=COLORS[1])))
-    figure.update_layout(title=f"At position {position_label(trace, position)}: each write, and the stream it builds",
-                         yaxis_title="L2 norm", height=340, margin=dict(l=10, r=10, t=50, b=10),
-                         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+    figure.update_layout(title=dict(text=f"At position {position_label(trace, position)}", subtitle=dict(text="each step's write, and the stream it builds")),
+                         yaxis_title="L2 norm", height=360, margin=dict(l=10, r=10, t=75, b=10),
+                         legend=dict(yanchor="top", y=0.99, xanchor="left", x=0.01, bgcolor="rgba(255,255,255,0.8)"))
     return figure
 
 
@@ -331,8 +332,8 @@ def lens_figure(trace: Trace, position: int | None = None) -> go.Figure:
     ))
     if position is not None:
         figure.add_shape(type="rect", x0=position - 0.5, x1=position + 0.5, y0=-0.5, y1=rows - 0.5, line=dict(color="#e07b00", width=2))
-    figure.update_layout(title="Logit lens: the top guess for the next token if the model stopped after each layer",
-                         height=150 + 42 * rows, margin=dict(l=10, r=10, t=50, b=10),
+    figure.update_layout(title=dict(text="Logit lens: the top guess for the next token", subtitle=dict(text="if the model stopped after each layer")),
+                         height=175 + 42 * rows, margin=dict(l=10, r=10, t=75, b=10),
                          xaxis=dict(title="position in the prompt (the guess is for the token after it)", **_token_axis(trace)),
                          yaxis=dict(autorange="reversed"))
     return figure

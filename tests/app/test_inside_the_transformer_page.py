@@ -98,7 +98,7 @@ def test_first_load_traces_the_default_prompt_through_every_view(page):
     titles = list(charts(page))
     last = f"position {len(DEFAULT_PROMPT) - 1} '.'"
     for start in ("2 layers, d_model 32, 2 heads of 16, MLP 128 wide, vocabulary", f"Layer 1: Attention, at {last}",
-                  "Layer 1, head 1:", "Every head of layer 1", "How much each step writes", f"At {last}",
+                  "Layer 1, head 1", "Every head of layer 1", "How much each step writes", f"At {last}",
                   "Logit lens", f"The next character after {last}"):
         assert any(title.startswith(start) for title in titles), start
     assert "parameters; trained 20 iterations on some Shakespeare" in texts(page, "caption")
@@ -109,7 +109,7 @@ def test_first_load_traces_the_default_prompt_through_every_view(page):
 def test_the_page_draws_the_traced_numbers(page, tiny_model):
     model, tokenizer, _ = load_model(tiny_model)
     traced = trace_prompt(model, tokenizer, DEFAULT_PROMPT)
-    attention = chart(page, "Layer 1, head 1:")["data"][0]["z"]
+    attention = chart(page, "Layer 1, head 1")["data"][0]["z"]
     np.testing.assert_allclose(values(attention)[-1], traced.attention[0, 0, -1], rtol=1e-5)
     page.slider(key="itt_temperature").set_value(0.5).run()
     bars = chart(page, "The next character")["data"][0]
@@ -147,7 +147,7 @@ def test_a_one_character_prompt_needs_no_position_picker(page):
 def test_layer_and_head_pick_the_attention_heatmap(page):
     page.selectbox(key="itt_layer").set_value(1)
     page.radio(key="itt_head").set_value(1).run()
-    chart(page, "Layer 2, head 2:")
+    chart(page, "Layer 2, head 2")
 
 
 def test_sampling_appends_a_character_to_the_prompt(page):

@@ -91,7 +91,7 @@ def test_the_page_draws_the_flow_attention_and_probabilities(transformer_page):
     expect(diagram).to_contain_text("Attention")
     expect(diagram).to_contain_text("Softmax")
     attention = keyed(page, "itt_attention")
-    expect(attention).to_contain_text("Layer 1, head 1:", timeout=TIMEOUT)
+    expect(attention).to_contain_text("Layer 1, head 1", timeout=TIMEOUT)
     expect(attention.locator(".js-plotly-plot")).to_be_visible(timeout=TIMEOUT)
     bars = keyed(page, "itt_bars")
     expect(bars).to_contain_text("The next character after position", timeout=TIMEOUT)
