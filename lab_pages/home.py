@@ -65,7 +65,7 @@ with text:
 
 picture, text = st.columns([1, 3], vertical_alignment="center")
 with picture:
-    st.code("embed → (attention → add → MLP → add) × layers\n      → unembed → softmax", language=None)
+    st.code("embed\n  → attention → add\n  → MLP → add\n    (× each layer)\n  → unembed\n  → softmax", language=None)
 with text:
     st.subheader("Inside the transformer")
     st.markdown(
