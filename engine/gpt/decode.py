@@ -15,17 +15,24 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import ndtr
 
 from engine.gpt.model import GPT
 
 
-def _layer_norm(x, weight, bias):
-    mean = x.mean(axis=-1, keepdims=True)
-    centred = x - mean
-    variance = (centred * centred).mean(axis=-1, keepdims=True)
-    out = centred / np.sqrt(variance + 1e-5) * weight
-    return out + bias if bias is not None else out
+def _normalize(x):
+    """LayerNorm without its gain and bias, which NumpyDecoder folds into the Linear that reads the result."""
+    # np.add.reduce rather than x.mean: the same sums without mean's Python wrapper, a third of a step's time
+    scale = 1.0 / x.shape[-1]
+    centred = x - np.add.reduce(x, axis=-1, keepdims=True) * scale
+    variance = np.add.reduce(centred * centred, axis=-1, keepdims=True) * scale
+    return centred / np.sqrt(variance + 1e-5)
+
+
+def _fold_layer_norm(gain, bias, weight_t, linear_bias):
+    """(n * gain + bias) @ W + b  ==  n @ (gain[:, None] * W) + (bias @ W + b): one multiply and add fewer per step."""
+    folded_bias = linear_bias if bias is None else bias @ weight_t + (0 if linear_bias is None else linear_bias)
+    return (gain[:, None] * weight_t).astype(np.float32), None if folded_bias is None else folded_bias.astype(np.float32)
 
 
 def _linear(x, weight_t, bias):
@@ -34,7 +41,7 @@ def _linear(x, weight_t, bias):
 
 
 def _gelu(x):
-    return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))  # nn.GELU's exact form
+    return x * ndtr(x)  # nn.GELU's exact form, x·Φ(x), in one ufunc
 
 
 class NumpyDecoder:
@@ -47,21 +54,21 @@ class NumpyDecoder:
         weights.update({name: b.detach().float().cpu().numpy() for name, b in model.named_buffers()})
         get = weights.get
         self.wte, self.wpe = weights["transformer.wte.weight"], weights["transformer.wpe.weight"]
-        self.ln_f = (weights["transformer.ln_f.weight"], get("transformer.ln_f.bias"))
         self.layers = []
         for i in range(config.n_layer):
             p = f"transformer.h.{i}."
             self.layers.append(
                 dict(
-                    ln_1=(weights[p + "ln_1.weight"], get(p + "ln_1.bias")),
-                    c_attn=(weights[p + "attn.c_attn.weight"].T.copy(), get(p + "attn.c_attn.bias")),
+                    c_attn=_fold_layer_norm(weights[p + "ln_1.weight"], get(p + "ln_1.bias"),
+                                            weights[p + "attn.c_attn.weight"].T, get(p + "attn.c_attn.bias")),
                     attn_proj=(weights[p + "attn.c_proj.weight"].T.copy(), get(p + "attn.c_proj.bias")),
-                    ln_2=(weights[p + "ln_2.weight"], get(p + "ln_2.bias")),
-                    c_fc=(weights[p + "mlp.c_fc.weight"].T.copy(), get(p + "mlp.c_fc.bias")),
+                    c_fc=_fold_layer_norm(weights[p + "ln_2.weight"], get(p + "ln_2.bias"),
+                                          weights[p + "mlp.c_fc.weight"].T, get(p + "mlp.c_fc.bias")),
                     mlp_proj=(weights[p + "mlp.c_proj.weight"].T.copy(), get(p + "mlp.c_proj.bias")),
                 )
             )
-        self.lm_head_t = self.wte.T.copy()  # tied: the output layer reads with the embedding matrix
+        # tied: the output layer reads with the embedding matrix (after ln_f, folded in)
+        self.lm_head = _fold_layer_norm(weights["transformer.ln_f.weight"], get("transformer.ln_f.bias"), self.wte.T, None)
         head_size = self.n_embd // self.n_head
         shape = (config.n_layer, self.n_head, self.block_size, head_size)
         self.keys = np.zeros(shape, np.float32)  # (n_layer, nh, block_size, hs)
@@ -80,19 +87,20 @@ class NumpyDecoder:
         nh, C = self.n_head, self.n_embd
         hs = C // nh
         x = self.wte[tokens] + self.wpe[start:end]  # (T, C)
-        # query i (at position start + i) may see keys 0 .. start + i
-        allowed = np.arange(end)[None, :] <= np.arange(start, end)[:, None]  # (T, end)
+        # query i (at position start + i) may see keys 0 .. start + i; one new token may see them all
+        allowed = np.arange(end)[None, :] <= np.arange(start, end)[:, None] if T > 1 else None  # (T, end)
         for layer, p in enumerate(self.layers):
-            qkv = _linear(_layer_norm(x, *p["ln_1"]), *p["c_attn"])  # (T, 3C)
+            qkv = _linear(_normalize(x), *p["c_attn"])  # (T, 3C)
             q, k, v = qkv.reshape(T, 3, nh, hs).transpose(1, 2, 0, 3)  # each (nh, T, hs)
             self.keys[layer, :, start:end] = k
             self.values[layer, :, start:end] = v
             scores = q @ self.keys[layer, :, :end].transpose(0, 2, 1) * (1.0 / math.sqrt(hs))  # (nh, T, end)
-            scores = np.where(allowed, scores, -np.inf)
+            if allowed is not None:
+                scores = np.where(allowed, scores, -np.inf)
             weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
             weights /= weights.sum(axis=-1, keepdims=True)
             y = (weights @ self.values[layer, :, :end]).transpose(1, 0, 2).reshape(T, C)  # (T, C): heads side by side
             x = x + _linear(y, *p["attn_proj"])
-            x = x + _linear(_gelu(_linear(_layer_norm(x, *p["ln_2"]), *p["c_fc"])), *p["mlp_proj"])
+            x = x + _linear(_gelu(_linear(_normalize(x), *p["c_fc"])), *p["mlp_proj"])
         self.length = end
-        return _layer_norm(x[-1], *self.ln_f) @ self.lm_head_t  # (vocab,)
+        return _linear(_normalize(x[-1]), *self.lm_head)  # (vocab,)
