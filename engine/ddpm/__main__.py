@@ -1,0 +1,278 @@
+"""Command line for the diffusion lab: `python -m engine.ddpm train|sample|export|classifier --help`.
+
+    python -m engine.ddpm train --preset cpu --out runs/ddpm/cpu
+    python -m engine.ddpm train --preset tiny --toy                  # seconds, on toy shapes instead of MNIST
+    python -m engine.ddpm train --resume runs/ddpm/cpu --epochs 15
+    python -m engine.ddpm sample --checkpoint runs/ddpm/cpu --out samples.png --n 40 --sampler ddim --steps 50
+    python -m engine.ddpm sample --out denoise.gif --n 16 --digit 7 --guidance 3 --seed 1
+    python -m engine.ddpm sample --out samples.npy --n 1000 --score --classifier runs/ddpm/classifier
+    python -m engine.ddpm export --checkpoint runs/ddpm/cpu --out checkpoints/ddpm_mnist
+    python -m engine.ddpm classifier train --out runs/ddpm/classifier
+    python -m engine.ddpm classifier score --samples samples.npy --classifier runs/ddpm/classifier
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.core.checkpoints import read_card, runs_dir, write_atomically
+from engine.core.device import configure_threads, pick_device
+from engine.core.errors import CheckpointError, ConfigError, DataError, LabError
+from engine.core.jobs import ConsoleReporter
+from engine.ddpm.checkpoint import export_checkpoint, find_checkpoint, load_model
+from engine.ddpm.classifier import ClassifierConfig, load_classifier, score_samples, train_classifier
+from engine.ddpm.data import load_mnist, to_unit, toy_shapes
+from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, frames, frames_to_keep, generate, grid_png, sample_labels
+from engine.ddpm.train import PRESETS, DDPMConfig, train
+
+OUTPUT_KINDS = (".png", ".npy", ".gif")
+MAX_GIF_SAMPLES = 100
+MAX_GIF_FRAMES = 1000
+
+
+def mults(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, such as 1,2,2; got {text!r}") from None
+
+
+def config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One --flag per DDPMConfig field; unset flags keep the preset's (or the resumed run's) value."""
+    group = parser.add_argument_group("settings", "each overrides the preset's value, or the resumed run's")
+    for field in fields(DDPMConfig):
+        flag = "--" + field.name.replace("_", "-")
+        example = getattr(DDPMConfig(), field.name)
+        presets = ", ".join(f"{name}: {getattr(preset, field.name)}" for name, preset in PRESETS.items())
+        if isinstance(example, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=presets)
+        elif isinstance(example, tuple):
+            group.add_argument(flag, type=mults, default=None, metavar="N,N,...", help=presets)
+        else:
+            group.add_argument(flag, type=type(example), default=None, metavar=type(example).__name__.upper(), help=presets)
+
+
+def base_config(args: argparse.Namespace) -> DDPMConfig:
+    if args.resume is None:
+        return PRESETS[args.preset or "cpu"]
+    card = read_card(find_checkpoint(args.resume, prefer="last"))
+    try:
+        return DDPMConfig.from_dict(card["config"])
+    except (KeyError, TypeError, ConfigError) as error:
+        raise CheckpointError(f"The checkpoint at {args.resume} has no usable training settings ({error}).") from None
+
+
+def training_data(args: argparse.Namespace):
+    if args.toy:
+        return toy_shapes(args.toy)
+    return load_mnist(args.data_dir)
+
+
+class RunFolderReporter(ConsoleReporter):
+    """The console's bar and log lines, and each epoch's grid of samples written to <run folder>/samples.png."""
+
+    def __init__(self, folder: Path, log_every: int):
+        super().__init__("training", log_every=log_every)
+        self.folder = folder
+
+    def metric(self, step: int, **values: float) -> None:
+        if "val_loss" not in values:
+            return super().metric(step, **values)
+        # each epoch's evaluation gets its line, whether or not its step falls on a logged one
+        line = f"epoch {values['epoch']:.2f}  step {step:>6}  val_loss {values['val_loss']:.6g}"
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream)
+
+    def snapshot(self, name, value) -> None:
+        if name == "samples":
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_atomically(self.folder / "samples.png", grid_png(value, columns=10))
+        else:
+            super().snapshot(name, value)
+
+
+def run_train(args: argparse.Namespace, command: str) -> int:
+    overrides = {f.name: getattr(args, f.name) for f in fields(DDPMConfig) if getattr(args, f.name) is not None}
+    config = replace(base_config(args), **overrides).validate()
+    data = training_data(args)
+    preset = args.preset or (None if args.resume else "cpu")
+    out = args.out or (find_checkpoint(args.resume, prefer="last").parent if args.resume else runs_dir() / "ddpm" / preset)
+    reporter = RunFolderReporter(Path(out), config.log_interval)
+    with reporter.ctrl_c_stops():
+        result = train(config, data, reporter, out=out, resume=args.resume, command=command)
+    reporter.close()
+    state = "stopped" if result.stopped else "done"
+    print(
+        f"{state}: val loss {result.val_loss:.4f} (best {result.best_val_loss:.4f}) after {result.steps} steps, "
+        f"{result.epochs:.2f} epochs, {result.seconds:.1f} s"
+    )
+    if result.last_checkpoint:
+        best = result.checkpoint or "no new best"
+        print(f"saved {result.last_checkpoint} (to resume), {best} (to sample from) and {Path(out) / 'samples.png'}")
+    else:
+        print("no checkpoint saved: the run stopped before its first step")
+    return 0
+
+
+def output_paths(paths: list[Path]) -> list[Path]:
+    for path in paths:
+        if path.suffix.lower() not in OUTPUT_KINDS:
+            raise ConfigError(f"--out {path} must end in .png (a grid), .npy (an N x 28 x 28 array in [0, 1]) or .gif (the animation).")
+    return paths
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    outs = output_paths(args.out)
+    if not 2 <= args.gif_frames <= MAX_GIF_FRAMES:
+        raise ConfigError(f"--gif-frames must be between 2 and {MAX_GIF_FRAMES}, got {args.gif_frames}.")
+    classifier = load_classifier(args.classifier) if args.score or args.classifier else None  # before the minutes of sampling
+    device = pick_device(args.device)
+    model, schedule, _ = load_model(args.checkpoint, device)
+    settings = SampleSettings(
+        sampler=args.sampler,
+        n=args.n,
+        steps=args.steps,
+        eta=args.eta,
+        digit=args.digit,
+        unconditional=args.unconditional,
+        guidance=args.guidance,
+        seed=args.seed,
+    ).resolved(model.config, schedule.timesteps)
+    wants_gif = any(path.suffix.lower() == ".gif" for path in outs)
+    if wants_gif and settings.n > MAX_GIF_SAMPLES:
+        raise ConfigError(f"An animation shows at most {MAX_GIF_SAMPLES} samples, not {settings.n}: lower --n, or write a .png or .npy.")
+    reporter = ConsoleReporter(f"{settings.sampler} sampling")
+    if wants_gif:
+        keep = set(frames_to_keep(settings.steps, args.gif_frames))
+        kept = []
+        for frame in frames(model, schedule, settings, device):
+            reporter.progress(frame.index, settings.steps)
+            if frame.index in keep:
+                kept.append(frame)
+        images = to_unit(kept[-1].x)
+        drawn = sample_labels(model.config, settings, settings.n)
+        labels = drawn.numpy() if drawn is not None else None
+    else:
+        images, labels = generate(model, schedule, settings, device, progress=reporter.progress)
+    reporter.close()
+    columns = 10 if model.config.conditional and settings.digit is None and not settings.unconditional else None
+    for path in outs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kind = path.suffix.lower()
+        if kind == ".png":
+            path.write_bytes(grid_png(images, columns=columns))
+        elif kind == ".npy":
+            np.save(path, images.astype(np.float32))
+        else:
+            path.write_bytes(denoising_gif(kept, columns=columns))
+        print(f"saved {path}")
+    what = f"digit {settings.digit}" if settings.digit is not None else ("no label" if settings.unconditional or not model.config.conditional else "digits 0-9 in turn")
+    sampler = f"ddim with {settings.steps} steps (eta {settings.eta:g})" if settings.sampler == "ddim" else f"ddpm with {settings.steps} steps"
+    print(f"{settings.n} samples, {sampler}, {what}, guidance {settings.guidance:g}, seed {settings.seed}")
+    if classifier is not None:
+        reader, classifier_card = classifier
+        score = score_samples(reader, images, labels)
+        accuracy = classifier_card.get("metrics", {}).get("test_accuracy")
+        print(f"classifier ({'test accuracy ' + format(accuracy, '.2%') if accuracy else 'untested'}): {score.summary()}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    weights = export_checkpoint(args.checkpoint, args.out)
+    print(f"saved {weights} ({weights.stat().st_size / 2**20:.1f} MB, EMA weights only) and {weights.with_suffix('.json')}")
+    return 0
+
+
+def run_classifier(args: argparse.Namespace, command: str) -> int:
+    if args.action == "train":
+        config = ClassifierConfig(epochs=args.epochs, seed=args.seed).validate()
+        data = training_data(args)
+        reporter = ConsoleReporter("classifier", log_every=config.log_interval)
+        with reporter.ctrl_c_stops():
+            result = train_classifier(config, data, reporter, out=args.out, command=command)
+        reporter.close()
+        print(f"{'stopped' if result.stopped else 'done'}: test accuracy {result.test_accuracy:.2%} after {result.steps} steps, {result.seconds:.1f} s")
+        print(f"saved {result.checkpoint} and {result.checkpoint.with_suffix('.json')}")
+        return 0
+    try:
+        images = np.load(args.samples, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"Cannot read {args.samples} as a numpy array ({error}).") from None
+    classifier, _ = load_classifier(args.classifier)
+    asked = np.full(len(images), args.digit) if args.digit is not None else None
+    print(score_samples(classifier, images, asked).summary())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.ddpm", description="DDPM on MNIST: train, sample, score.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train_parser = commands.add_parser("train", help="train, keeping the last and the best checkpoint in a run folder")
+    start = train_parser.add_mutually_exclusive_group()
+    start.add_argument("--preset", choices=list(PRESETS), help="settings to start from (default cpu)")
+    start.add_argument("--resume", type=Path, help="a run folder or checkpoint to continue, with its settings")
+    train_parser.add_argument("--out", type=Path, help="run folder (default runs/ddpm/PRESET, or the resumed run's)")
+    train_parser.add_argument("--data-dir", type=Path, help="a folder holding mnist/MNIST/raw/ (else DLLAB_DATA_DIR, the cache, a download)")
+    train_parser.add_argument("--toy", type=int, nargs="?", const=2000, metavar="N", help="train on N toy shapes instead of MNIST (default 2000)")
+    config_arguments(train_parser)
+
+    sample_parser = commands.add_parser("sample", help="draw digits and write a grid, an array or the animation")
+    sample_parser.add_argument("--checkpoint", type=Path, help="a run folder or checkpoint (default: the shipped one)")
+    sample_parser.add_argument("--out", type=Path, action="append", required=True, help="samples.png, samples.npy or denoise.gif; repeat for several")
+    sample_parser.add_argument("--n", type=int, default=40, help="how many samples (default %(default)s)")
+    sample_parser.add_argument("--sampler", choices=SAMPLERS, default="ddim", help="ddpm: all T steps; ddim: --steps steps (default %(default)s)")
+    sample_parser.add_argument("--steps", type=int, help="DDIM's steps (default 50); DDPM always takes T")
+    sample_parser.add_argument("--eta", type=float, default=SampleSettings.eta, help="DDIM's noise: 0 deterministic, 1 like DDPM (default %(default)s)")
+    sample_parser.add_argument("--digit", type=int, help="draw only this digit, 0-9 (default: 0-9 in turn)")
+    sample_parser.add_argument("--unconditional", action="store_true", help="draw with the null label: no digit asked for, no guidance")
+    sample_parser.add_argument("--guidance", type=float, help="classifier-free guidance scale; 1 is none (default 3 for a conditional model)")
+    sample_parser.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
+    sample_parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
+    sample_parser.add_argument("--gif-frames", type=int, default=60, help="frames in the animation (default %(default)s)")
+    sample_parser.add_argument("--score", action="store_true", help="score the samples with the MNIST classifier")
+    sample_parser.add_argument("--classifier", type=Path, help="the classifier to score with (default: the shipped one); implies --score")
+
+    export_parser = commands.add_parser("export", help="copy a run's best EMA weights, without the training state: what the project ships")
+    export_parser.add_argument("--checkpoint", type=Path, required=True, help="a run folder or checkpoint")
+    export_parser.add_argument("--out", type=Path, required=True, help="a folder, or a path without suffix such as checkpoints/ddpm_mnist")
+
+    classifier_parser = commands.add_parser("classifier", help="the MNIST classifier that scores samples: train it, or score a .npy")
+    actions = classifier_parser.add_subparsers(dest="action", required=True)
+    classifier_train = actions.add_parser("train", help="train on MNIST's training digits; the test accuracy goes in the card")
+    classifier_train.add_argument("--out", type=Path, default=runs_dir() / "ddpm" / "classifier" / "classifier", help="checkpoint path without suffix (default %(default)s)")
+    classifier_train.add_argument("--epochs", type=int, default=ClassifierConfig.epochs, help="(default %(default)s)")
+    classifier_train.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
+    classifier_train.add_argument("--data-dir", type=Path, help="a folder holding mnist/MNIST/raw/")
+    classifier_train.add_argument("--toy", type=int, nargs="?", const=2000, metavar="N", help="train on N toy shapes instead of MNIST")
+    classifier_score = actions.add_parser("score", help="how many digits of an N x 28 x 28 array in [0, 1] it recognises")
+    classifier_score.add_argument("--samples", type=Path, required=True, help="a .npy written by `sample --out samples.npy`")
+    classifier_score.add_argument("--classifier", type=Path, help="(default: the shipped one)")
+    classifier_score.add_argument("--digit", type=int, help="the digit the samples were drawn as, to count how many read as it")
+    args = parser.parse_args(argv)
+
+    try:
+        configure_threads()
+        command = "python -m engine.ddpm " + shlex.join(argv if argv is not None else sys.argv[1:])
+        if args.command == "sample":
+            return run_sample(args)
+        if args.command == "export":
+            return run_export(args)
+        if args.command == "classifier":
+            return run_classifier(args, command)
+        return run_train(args, command)
+    except LabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

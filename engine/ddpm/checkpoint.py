@@ -1,0 +1,192 @@
+"""DDPM checkpoints: the U-Net, its EMA and Adam's moments in safetensors, everything else in the JSON card.
+
+A run folder holds two checkpoints, each a `.safetensors` file with a `.json` card beside it
+(engine.core.checkpoints writes both, atomically):
+
+    last    where the run is now: written at each epoch's end and when the run stops; `--resume` continues it
+    best    the lowest validation loss of the EMA weights so far; what sampling uses by default
+
+Their tensors:
+
+    model.<parameter>           the weights being trained
+    ema.<parameter>             their exponential moving average: what samples are drawn with
+    adam.exp_avg.<parameter>    Adam's first moment
+    adam.exp_avg_sq.<parameter> Adam's second moment
+
+An exported checkpoint (`export`, what the project ships) keeps only `ema.*`: a quarter of the size.
+The card holds the U-Net's and the schedule's settings ("model", "schedule"), what training wrote
+(config, metrics, command, data fingerprint) and Adam's step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.core.checkpoints import SHIPPED_DIR, card_path, load_checkpoint, save_checkpoint, weights_path
+from engine.core.errors import CheckpointError, LabError
+from engine.ddpm.schedule import NoiseSchedule, ScheduleConfig
+from engine.ddpm.unet import UNet, UNetConfig
+
+KIND = "ddpm"
+SHIPPED_CHECKPOINT = SHIPPED_DIR / "ddpm_mnist"  # EMA weights of the cpu preset, made by the command in its card
+
+
+def best_in(folder: str | Path) -> Path:
+    return Path(folder) / "best"
+
+
+def last_in(folder: str | Path) -> Path:
+    return Path(folder) / "last"
+
+
+def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
+    """A run folder (its `best`, or `last` when asked or when there is no best), a .safetensors/.json file, or a path without suffix."""
+    path = Path(path)
+    if path.is_dir():
+        first, second = (best_in(path), last_in(path)) if prefer == "best" else (last_in(path), best_in(path))
+        return first if card_path(first).exists() or not card_path(second).exists() else second
+    if path.suffix in (".safetensors", ".json"):
+        return path.with_suffix("")
+    return path
+
+
+def unet_config_from(values: dict) -> UNetConfig:
+    values = dict(values)
+    values["channel_mults"] = tuple(values.get("channel_mults", ()))
+    return UNetConfig(**values)
+
+
+def model_parts(card: dict, path: Path) -> tuple[UNetConfig, ScheduleConfig]:
+    try:
+        return unet_config_from(card["model"]).validate(), ScheduleConfig(**card["schedule"]).validate()
+    except (KeyError, TypeError, LabError) as error:
+        raise CheckpointError(f"The card {card_path(path)} has no usable U-Net or schedule settings ({error}).") from None
+
+
+def save_training(path: Path, model: UNet, ema: UNet, optimizer: torch.optim.Optimizer | None, schedule: ScheduleConfig, card: dict) -> Path:
+    """Write the weights, the EMA, Adam's moments (when `optimizer` is given) and the card; returns the weights file."""
+    tensors: dict[str, torch.Tensor] = {}
+    step = None
+    ema_parameters = dict(ema.named_parameters())
+    for name, parameter in model.named_parameters():
+        tensors[f"model.{name}"] = parameter
+        tensors[f"ema.{name}"] = ema_parameters[name]
+        state = optimizer.state.get(parameter) if optimizer is not None else None
+        if state:
+            tensors[f"adam.exp_avg.{name}"] = state["exp_avg"]
+            tensors[f"adam.exp_avg_sq.{name}"] = state["exp_avg_sq"]
+            step = int(state["step"])
+    full_card = {
+        **card,
+        "model": asdict(model.config),
+        "schedule": asdict(schedule),
+        "params": model.parameter_count(),
+        "optimizer_step": step,
+    }
+    return save_checkpoint(path, KIND, tensors, full_card)
+
+
+def load_parameters(model: UNet, arrays: dict[str, np.ndarray], prefix: str, path: Path) -> None:
+    where = weights_path(path)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            array = arrays.get(f"{prefix}.{name}")
+            if array is None:
+                raise CheckpointError(f"{where} has no {prefix} weights for {name}.")
+            if tuple(array.shape) != tuple(parameter.shape):
+                raise CheckpointError(f"{where} has {prefix}.{name} of shape {list(array.shape)}; the model needs {list(parameter.shape)}.")
+            parameter.copy_(torch.from_numpy(array))
+
+
+def load_model(path: str | Path | None = None, device="cpu") -> tuple[UNet, NoiseSchedule, dict]:
+    """The EMA weights of a checkpoint for sampling: (U-Net in eval mode on `device`, its schedule, the card).
+
+    Without a path, the shipped checkpoint.
+    """
+    path = find_checkpoint(path if path is not None else SHIPPED_CHECKPOINT, prefer="best")
+    if not card_path(path).exists() and path == SHIPPED_CHECKPOINT:
+        raise CheckpointError(
+            f"The shipped DDPM checkpoint ({weights_path(path)}) is not there: train one with "
+            f"`python -m engine.ddpm train` and pass its run folder with --checkpoint."
+        )
+    arrays, card = load_checkpoint(path, KIND)
+    unet_config, schedule_config = model_parts(card, path)
+    model = UNet(unet_config)
+    load_parameters(model, arrays, "ema", path)
+    return model.to(device).eval(), NoiseSchedule(schedule_config), card
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    step: int
+    best_val_loss: float
+    seconds: float
+
+
+def restore_training(path: str | Path, model: UNet, ema: UNet, optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> TrainingState:
+    """Load a checkpoint into a freshly built model, EMA and optimizer, after checking that it was made for the same ones."""
+    path = find_checkpoint(path, prefer="last")
+    arrays, card = load_checkpoint(path, KIND)
+    unet_config, schedule_config = model_parts(card, path)
+    if unet_config != model.config or schedule_config != schedule:
+        raise CheckpointError(
+            f"{weights_path(path)} was trained with {settings_difference(unet_config, schedule_config, model.config, schedule)}: "
+            f"a run resumes with the model and schedule it started with. Drop those settings, or start a new run."
+        )
+    if card.get("optimizer_step") is None:
+        raise CheckpointError(f"{weights_path(path)} holds weights without the optimizer's state: it can be sampled from, not resumed.")
+    load_parameters(model, arrays, "model", path)
+    load_parameters(ema, arrays, "ema", path)
+    load_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
+    try:
+        metrics = card["metrics"]
+        return TrainingState(int(metrics["step"]), float(metrics["best_val_loss"]), float(metrics.get("seconds", 0.0)))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"The card {card_path(path)} has no usable training metrics ({error}).") from None
+
+
+def load_moments(optimizer: torch.optim.Optimizer, model: UNet, arrays: dict, step, where: Path) -> None:
+    """Adam's state from the arrays, through load_state_dict so it lands on the parameters' device and dtype."""
+    if step is None:
+        raise CheckpointError(f"{where} holds weights without the optimizer's state: it can be sampled from, not resumed.")
+    names = {id(p): name for name, p in model.named_parameters()}
+    ordered = [p for group in optimizer.param_groups for p in group["params"]]  # the numbering state_dict() uses
+    state = {}
+    for index, parameter in enumerate(ordered):
+        name = names[id(parameter)]
+        moments = [arrays.get(f"adam.{moment}.{name}") for moment in ("exp_avg", "exp_avg_sq")]
+        if any(m is None or tuple(m.shape) != tuple(parameter.shape) for m in moments):
+            raise CheckpointError(f"{where} lacks the optimizer's moments for {name}, or they have the wrong shape.")
+        state[index] = {"step": torch.tensor(float(step)), "exp_avg": torch.from_numpy(moments[0]), "exp_avg_sq": torch.from_numpy(moments[1])}
+    saved = optimizer.state_dict()
+    saved["state"] = state
+    optimizer.load_state_dict(saved)
+
+
+def settings_difference(saved_unet: UNetConfig, saved_schedule: ScheduleConfig, unet: UNetConfig, schedule: ScheduleConfig) -> str:
+    pairs = [(f.name, getattr(saved_unet, f.name), getattr(unet, f.name)) for f in fields(UNetConfig)]
+    pairs += [(f.name, getattr(saved_schedule, f.name), getattr(schedule, f.name)) for f in fields(ScheduleConfig)]
+    differing = [(name, was, now) for name, was, now in pairs if was != now]
+    was = ", ".join(f"{name} {value}" for name, value, _ in differing)
+    now = ", ".join(f"{name} {value}" for name, _, value in differing)
+    return f"{was}, but this run asks for {now}"
+
+
+def export_checkpoint(source: str | Path, out: str | Path) -> Path:
+    """Write `source`'s EMA weights and card without the training weights and Adam's moments; returns the weights file.
+
+    `out` is a folder (the checkpoint goes to <out>/best) or a path without suffix, like checkpoints/ddpm_mnist.
+    """
+    source = find_checkpoint(source, prefer="best")
+    arrays, card = load_checkpoint(source, KIND)
+    model_parts(card, source)
+    tensors = {name: array for name, array in arrays.items() if name.startswith("ema.")}
+    if not tensors:
+        raise CheckpointError(f"{weights_path(source)} has no EMA weights to export.")
+    kept = {key: value for key, value in card.items() if key not in ("format_version", "kind", "tensors", "weights_sha256")}
+    target = best_in(out) if Path(out).is_dir() else find_checkpoint(out)
+    return save_checkpoint(target, KIND, tensors, {**kept, "optimizer_step": None, "exported_from": str(weights_path(source))})
