@@ -14,6 +14,7 @@ PAGES = [
     st.Page("lab_pages/sparse_autoencoder.py", title="Sparse autoencoder", icon=":material/grid_on:", url_path="sparse_autoencoder"),
     st.Page("lab_pages/shakespeare_gpt.py", title="Shakespeare GPT", icon=":material/edit_note:", url_path="shakespeare_gpt"),
     st.Page("lab_pages/inside_the_transformer.py", title="Inside the transformer", icon=":material/account_tree:", url_path="inside_the_transformer"),
+    st.Page("lab_pages/diffusion.py", title="Diffusion", icon=":material/blur_on:", url_path="diffusion"),
 ]
 
 

@@ -3,6 +3,8 @@
 import streamlit as st
 
 from engine.core.errors import LabError
+from engine.ddpm import checkpoint as ddpm_checkpoint
+from engine.ddpm.sample import SampleSettings, generate as generate_digits, grid_image as digit_grid
 from engine.gpt import runs as gpt_runs
 from engine.gpt.checkpoint import load_model
 from engine.gpt.sample import generate
@@ -24,6 +26,17 @@ def gpt_snippet(path: str):
     try:
         model, tokenizer, card = load_model(path)
         return "".join(generate(model, tokenizer, "", 160, seed=0)).strip(), (card.get("metrics") or {}).get("best_val_loss")
+    except LabError:
+        return None
+
+
+@st.cache_resource(show_spinner="Drawing ten digits with the shipped diffusion model…")
+def ddpm_picture():
+    """Digits 0-9 drawn by the shipped DDPM (DDIM, 50 steps, a fixed seed: the card does not change between visits)."""
+    try:
+        model, schedule, _ = ddpm_checkpoint.load_model()
+        images, _ = generate_digits(model, schedule, SampleSettings(n=10, seed=0))
+        return digit_grid(images, columns=5, scale=3)
     except LabError:
         return None
 
@@ -74,3 +87,16 @@ with text:
         "model's real numbers, or a toy small enough to print every matrix."
     )
     st.page_link("lab_pages/inside_the_transformer.py", label="Open Inside the transformer", icon=":material/arrow_forward:")
+
+picture, text = st.columns([1, 3], vertical_alignment="center")
+with picture:
+    digits = ddpm_picture()
+    if digits is not None:
+        st.image(digits, caption="Drawn from pure noise by the shipped model")
+with text:
+    st.subheader("Diffusion")
+    st.markdown(
+        "Ho et al.'s DDPM on MNIST: a U-Net learns to remove noise, then turns pure noise into handwritten digits "
+        "step by step. Watch the noise go on, play the denoising frame by frame, score the digits, train your own."
+    )
+    st.page_link("lab_pages/diffusion.py", label="Open the diffusion lab", icon=":material/arrow_forward:")

@@ -1,0 +1,332 @@
+"""Diffusion lab: a DDPM on MNIST — the forward process, generation played step by step, quality, training."""
+
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from engine.core.checkpoints import card_path, read_card, runs_dir
+from engine.core.errors import ConfigError, LabError
+from engine.core.fetch import find_local
+from engine.core.jobs import JobState, JobView
+from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, last_in, load_model
+from engine.ddpm.classifier import CONFIDENT, SHIPPED_CLASSIFIER, load_classifier, score_samples
+from engine.ddpm.data import MNIST_FILES, batch_images, load_mnist, mnist_available, to_unit
+from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, generate, grid_png
+from engine.ddpm.schedule import SCHEDULES, NoiseSchedule, ScheduleConfig
+from engine.ddpm.train import PRESETS, DDPMConfig, preset_of, train
+from ui.diffusion import digit_bars, images_per_second, loss_curves, record, reverse_player, schedule_curves, training_seconds
+from ui.errors import show_error
+from ui.images import show_grid
+from ui.job_panel import job_panel, job_running, start_job
+from ui.runs import duration
+
+PRESET_LABELS = {"quick": "Quick (recognisable digits in minutes)", "cpu": "CPU (the shipped checkpoint's recipe)", "tiny": "Tiny (seconds, for trying things)"}
+NUMBERS = {  # field -> (label, help); each label keeps the config's name, which its error messages use
+    "width": ("Width · width", "Channels at 28x28; the 14x14 and 7x7 levels have more. Must divide by the GroupNorm groups."),
+    "depth": ("Depth · depth", "Residual blocks per level going down (one more coming up)."),
+    "epochs": ("Epochs · epochs", "Passes over the training digits; a sample grid is drawn after each."),
+    "batch_size": ("Batch · batch_size", "Digits per optimizer step."),
+    "learning_rate": ("Learning rate", "Adam's peak rate, after a short warmup; it decays to min_lr."),
+    "train_images": ("Training digits · train_images", "Use the first N of MNIST's 60,000 training digits; 0 means all."),
+}
+FIELDS = [*NUMBERS, "schedule", "conditional"]
+SHIPPED_SETTINGS = dict(sampler="ddim", steps=50, eta=1.0, seed=0, digit=None, guidance=3.0, n=16)
+
+
+@st.cache_resource(show_spinner="Reading MNIST…")
+def mnist(local: str | None, _progress=None):  # keyed by where the files are: None means a download
+    return load_mnist(progress=_progress)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def cached_model(path: str, modified: float):
+    return load_model(path)
+
+
+@st.cache_resource(show_spinner="Loading the MNIST classifier…")
+def cached_classifier(path: str, modified: float):
+    return load_classifier(path)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Denoising, one step at a time…")
+def cached_recording(path: str, modified: float, sampler: str, steps: int, eta: float, seed: int, digit, guidance: float, n: int):
+    model, schedule, _ = cached_model(path, modified)
+    recording = record(model, schedule, SampleSettings(sampler=sampler, n=n, steps=None if sampler == "ddpm" else steps, eta=eta,
+                                                       digit=digit, guidance=guidance, seed=seed))
+    return recording, denoising_gif(recording.frames), grid_png(recording.images, scale=3)
+
+
+@st.cache_data(max_entries=16, show_spinner="Timing a few training steps on this device…")
+def measured_speed(config: dict) -> float:
+    return images_per_second(DDPMConfig.from_dict(config))
+
+
+def modified(path: Path) -> float:
+    return card_path(path).stat().st_mtime
+
+
+def list_runs() -> list[Path]:
+    """Run folders under DLLAB_RUNS_DIR/ddpm holding a `last` checkpoint, newest first."""
+    root = runs_dir() / "ddpm"
+    return sorted((folder for folder in root.glob("*") if card_path(last_in(folder)).exists()), key=lambda f: f.name, reverse=True)
+
+
+def apply_preset():
+    preset = PRESETS[st.session_state.dif_preset]
+    st.session_state.update({f"dif_{name}": getattr(preset, name) for name in FIELDS})
+
+
+def suit_model(path: str):
+    """A model seen for the first time: guidance set to what suits it, and no digit asked for."""
+    try:
+        conditional = read_card(Path(path))["model"].get("num_classes", 0) > 0
+    except (LabError, KeyError, TypeError, AttributeError):
+        conditional = True  # a card that cannot be read is explained when sampling
+    st.session_state.dif_guidance, st.session_state.dif_digit = (SHIPPED_SETTINGS["guidance"] if conditional else 1.0), None
+
+
+def draw_live(view: JobView):
+    curve, grid = st.columns([3, 2])
+    curve.plotly_chart(loss_curves(view.metrics, "Loss while training"), key="dif_live_curve")
+    logged = [row for row in view.metrics if "images_per_s" in row]
+    if logged:
+        grid.metric("Speed", f"{logged[-1]['images_per_s']:,.0f} images/s")
+    if "samples" in view.snapshots:
+        epochs = [row["epoch"] for row in view.metrics if "epoch" in row]
+        with grid:
+            samples = view.snapshots["samples"]
+            show_grid(samples, f"Samples after epoch {epochs[-1]:g} (DDIM, the same noise each epoch)", columns=5 if len(samples) <= 20 else 10, scale="unit", width_px=400)
+    else:
+        grid.caption("A grid of samples appears at the end of each epoch.")
+
+
+for name in FIELDS:
+    st.session_state.setdefault(f"dif_{name}", getattr(PRESETS["quick"], name))
+st.session_state.setdefault("dif_preset", "quick")
+
+st.title("Diffusion: digits from noise")
+st.markdown(
+    "A **denoising diffusion model** (DDPM, Ho et al. 2020) learns to remove a little Gaussian noise from an image. "
+    "Start from pure noise, remove noise a thousand times, and a handwritten digit appears. First scrub **t** below to "
+    "see how noise destroys a digit, then press **Play** in the player to watch the shipped model undo it."
+)
+with st.expander("The equations"):
+    st.latex(r"q(x_t \mid x_0) = \mathcal{N}\left(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\,I\right),\quad \bar\alpha_t = \prod_{s\le t}(1-\beta_s) \qquad (4)")
+    st.latex(r"\hat x_0 = \left(x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t, t)\right) / \sqrt{\bar\alpha_t} \qquad (15)")
+    st.latex(r"L_\text{simple} = \mathbb{E}_{t, x_0, \epsilon}\left\lVert \epsilon - \epsilon_\theta\left(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t\right)\right\rVert^2 \qquad (14)")
+    st.latex(r"\epsilon = \epsilon_\theta(x_t, \varnothing) + w\left(\epsilon_\theta(x_t, y) - \epsilon_\theta(x_t, \varnothing)\right) \qquad \text{(guidance)}")
+    st.caption("Numbers as in the DDPM paper. β_t rises linearly from 10⁻⁴ to 0.02 over T = 1,000 steps (or follows Improved DDPM's cosine). "
+               "The network predicts the noise ε; the sampler turns that into the guess x̂₀ and a slightly cleaner x_(t−1). "
+               "Guidance w > 1 (classifier-free, Ho & Salimans 2021) pushes the sample towards the digit asked for.")
+
+# (1) the forward process
+st.subheader("1 · The forward process: adding noise")
+data = None
+try:
+    local = find_local(MNIST_FILES["test_images"])
+    if mnist_available() or st.session_state.pop("dif_download_ok", False):  # one download try per click
+        bar = st.empty()
+        data = mnist(local and str(local), lambda done, total: bar.progress(min(1.0, done / total), f"Downloading MNIST: {done / 1e6:.1f} of {total / 1e6:.1f} MB"))
+        bar.empty()
+    else:
+        st.info("MNIST is not on this machine yet (11 MB), so there are no real digits to add noise to or train on. Set DLLAB_DATA_DIR to a "
+                "folder that has mnist/MNIST/raw/, or download it now. Generating from the shipped model below works without it.", icon=":material/download:")
+        if st.button("Download MNIST", key="dif_download_data"):
+            st.session_state.dif_download_ok = True
+            st.rerun()
+except LabError as error:
+    show_error(error)
+if data is not None:
+    row = st.columns([1, 1, 3])
+    index = row[0].number_input("Test digit (index)", 0, len(data.test_images) - 1, 0, key="dif_index", help=f"One of MNIST's {len(data.test_images):,} test digits.")
+    schedule_name = row[1].radio("Schedule", SCHEDULES, horizontal=True, key="dif_fwd_schedule", help="linear: DDPM's; cosine: Improved DDPM's.")
+    schedule = NoiseSchedule(ScheduleConfig(schedule=schedule_name))
+    t = row[2].slider("Timestep t (0: the clean digit, T: pure noise)", 0, schedule.timesteps, 250, key="dif_t")
+    x0 = batch_images(data.test_images[index : index + 1])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(index))  # the same noise while t moves
+    x_t = x0 if t == 0 else schedule.add_noise(x0, noise, torch.tensor([t - 1]))
+    pair, curves = st.columns([1, 3])
+    with pair:
+        show_grid(to_unit(torch.cat([x0, x_t])), f"x₀ (a {int(data.test_labels[index])}) and x_t at t = {t:,}", columns=2, scale="unit", width_px=300)
+        alpha_bar = 1.0 if t == 0 else schedule.alphas_cumprod[t - 1].item()
+        st.caption(f"x_t = {alpha_bar ** 0.5:.3f} · x₀ + {(1 - alpha_bar) ** 0.5:.3f} · noise")
+    curves.plotly_chart(schedule_curves(schedule, t), key="dif_schedule_curves")
+
+# (2) generate
+st.subheader("2 · Generate: from noise to digits")
+runs = list_runs()
+sources = {str(SHIPPED_CHECKPOINT): "the shipped checkpoint"} if card_path(SHIPPED_CHECKPOINT).exists() else {}
+sources.update({str(best_in(run)): f"run {run.name}" for run in runs if card_path(best_in(run)).exists()})
+if not card_path(SHIPPED_CHECKPOINT).exists():
+    st.info(f"The shipped checkpoint ({SHIPPED_CHECKPOINT.name}.safetensors in {SHIPPED_CHECKPOINT.parent.name}/) is not in this copy of the lab yet, "
+            "so there is nothing to generate from here. Train a run below, then generate from it.", icon=":material/info:")
+recording = None
+if sources:
+    if st.session_state.get("dif_model") not in sources:
+        st.session_state.pop("dif_model", None)
+    source = st.selectbox("Generate from", list(sources), format_func=sources.get, key="dif_model")
+    if st.session_state.get("dif_model_seen") != source:
+        st.session_state.dif_model_seen = source
+        suit_model(source)
+    row = st.columns(4)
+    sampler = row[0].radio("Sampler", SAMPLERS, SAMPLERS.index("ddim"), horizontal=True, key="dif_sampler", help="ddpm: all T = 1,000 steps (Algorithm 2); ddim: as few steps as you like.")
+    steps = row[1].number_input("DDIM steps", 1, 1000, SHIPPED_SETTINGS["steps"], key="dif_steps", disabled=sampler == "ddpm", help="Network calls; DDPM always takes all T.")
+    eta = row[2].number_input("η (DDIM)", 0.0, 1.0, SHIPPED_SETTINGS["eta"], 0.1, key="dif_eta", disabled=sampler == "ddpm", help="0: deterministic; 1: as noisy as DDPM.")
+    seed = row[3].number_input("Seed", 0, 2**31 - 1, SHIPPED_SETTINGS["seed"], key="dif_seed", help="The same seed and settings draw the same digits.")
+    row = st.columns(4, vertical_alignment="bottom")
+    digit = row[0].number_input("Digit", value=None, step=1, key="dif_digit", placeholder="all digits", help="0 to 9; empty draws 0-9 in turn. Needs a conditional model.")
+    guidance = row[1].number_input("Guidance", 0.0, 20.0, step=0.5, key="dif_guidance", help="1: none; above 1 trades variety for clearer digits. Needs a conditional model.")
+    n = row[2].number_input("Samples", 1, 64, SHIPPED_SETTINGS["n"], key="dif_n", help="How many digits to draw at once, up to 64.")
+    clicked = row[3].button("Generate", key="dif_generate", type="primary", icon=":material/auto_awesome:")
+    kept = None
+    try:
+        asked = (source, modified(Path(source)), sampler, int(steps), float(eta), int(seed), None if digit is None else int(digit), float(guidance), int(n))
+        kept = st.session_state.get("dif_generated")
+        if kept is not None and (kept[0] not in sources or modified(Path(kept[0])) != kept[1]):
+            kept = None  # that model is gone or was retrained
+        if clicked or (kept is None and source == str(SHIPPED_CHECKPOINT)):  # a first visit: the shipped model's digits, seed 0
+            recording, gif, png = cached_recording(*asked)
+            st.session_state.dif_generated = kept = asked
+    except LabError as error:
+        show_error(error)  # the last digits that worked stay below
+    try:
+        if kept is not None and recording is None:
+            recording, gif, png = cached_recording(*kept)
+    except LabError as error:
+        show_error(error)
+if recording is not None:
+    st.plotly_chart(reverse_player(recording), key="dif_player")
+    settings = recording.settings
+    guided = settings.guidance != 1.0
+    batch = f"a batch of {2 * settings.n if guided else settings.n}" + (f" ({settings.n} digits with and without their label, for guidance)" if guided else "")
+    note, gif_button, png_button = st.columns([3, 1, 1], vertical_alignment="center")
+    note.caption(f"{settings.n} samples in {recording.seconds:.2f} s: {recording.calls:,} network calls, each on {batch}; "
+                 f"{settings.sampler.upper()}{f', η = {settings.eta:g}' if settings.sampler == 'ddim' else ''}, seed {settings.seed}, from {sources[st.session_state.dif_generated[0]]}. "
+                 f"The player holds {len(recording.frames)} of the {settings.steps:,} steps, closer together at the end.")
+    gif_button.download_button("GIF", gif, "denoising.gif", "image/gif", key="dif_download_gif", icon=":material/download:")
+    png_button.download_button("Grid (PNG)", png, "samples.png", "image/png", key="dif_download_png", icon=":material/download:")
+
+# (3) quality
+st.subheader("3 · Quality: can a classifier read them?")
+classifier = None
+if not card_path(SHIPPED_CLASSIFIER).exists():
+    st.info(f"The MNIST classifier ({SHIPPED_CLASSIFIER.name}.safetensors in {SHIPPED_CLASSIFIER.parent.name}/) is not in this copy of the lab, "
+            "so the samples cannot be scored here.", icon=":material/info:")
+else:
+    try:
+        classifier, classifier_card = cached_classifier(str(SHIPPED_CLASSIFIER), modified(SHIPPED_CLASSIFIER))
+    except LabError as error:
+        show_error(error)
+if classifier is not None and recording is not None:
+    st.caption(f"A small CNN trained by the project on MNIST's training digits alone reads each sample: "
+               f"{classifier_card['metrics']['test_accuracy']:.2%} right on the 10,000 test digits (its card). "
+               f"A sample counts as recognised when the classifier gives one digit a probability above {CONFIDENT}.")
+    row = st.columns([1, 1, 3], vertical_alignment="bottom")
+    count = row[0].number_input("Samples to score", 10, 1000, 100, 10, key="dif_score_n", help="Drawn with the settings above, 250 at a time.")
+    if row[1].button("Score a larger batch", key="dif_score", icon=":material/fact_check:"):
+        try:
+            model, schedule, _ = cached_model(*st.session_state.dif_generated[:2])
+            bar = st.progress(0.0, "Drawing samples…")
+            started = datetime.now()
+            images, labels = generate(model, schedule, replace(recording.settings, n=int(count)),
+                                      progress=lambda done, total: bar.progress(min(1.0, done / total), f"Drawing samples: step {done:,} of {total:,}"))
+            bar.empty()
+            st.session_state.dif_scored = (st.session_state.dif_generated[0], recording.settings, score_samples(classifier, images, labels),
+                                           (datetime.now() - started).total_seconds())
+        except LabError as error:
+            show_error(error)
+    scored = st.session_state.get("dif_scored")
+    if scored and scored[0] == st.session_state.dif_generated[0] and replace(scored[1], n=recording.settings.n) == recording.settings:
+        score, what = scored[2], f"{scored[2].count:,} fresh samples (drawn in {duration(scored[3])})"
+    else:
+        score, what = score_samples(classifier, recording.images, recording.labels), f"the {recording.settings.n} samples in the player"
+    numbers, bars = st.columns([1, 2])
+    numbers.metric("Recognised", f"{score.recognised_share:.0%}", help=f"Share read with confidence above {CONFIDENT}. The shipped model's bar: 90% of 1,000.")
+    if score.matching_share is not None:
+        asked = f"digit {recording.settings.digit}" if recording.settings.digit is not None else "digit asked for (0-9 in turn)"
+        numbers.metric(f"Read as the {asked}", f"{score.matching_share:.0%}", help="At any confidence.")
+    numbers.caption(f"Scored: {what}.")
+    bars.plotly_chart(digit_bars(score.histogram, score.count), key="dif_digit_bars")
+
+# (4) train your own
+st.subheader("4 · Train your own")
+st.radio("Start from", list(PRESET_LABELS), format_func=PRESET_LABELS.get, horizontal=True, key="dif_preset", on_change=apply_preset,
+         help="Fills in every setting below; each can then be changed.")
+columns = st.columns(4) + st.columns(4)
+for column, (name, (label, help_text)) in zip(columns, NUMBERS.items()):
+    if name == "learning_rate":
+        column.number_input(label, step=1e-4, format="%.4g", key=f"dif_{name}", help=help_text)
+    else:
+        column.number_input(label, step=1, key=f"dif_{name}", help=help_text)
+columns[6].selectbox("Schedule · schedule", SCHEDULES, key="dif_schedule", help="linear: DDPM's betas; cosine: Improved DDPM's.")
+columns[7].checkbox("Conditional · conditional", key="dif_conditional", help="Also learn which digit is which, so you can ask for one and use guidance.")
+config = None
+try:
+    values = {name: st.session_state[f"dif_{name}"] for name in FIELDS}
+    values = {name: (value if name in ("schedule", "conditional") else type(getattr(PRESETS["quick"], name))(value)) for name, value in values.items()}
+    config = replace(PRESETS[st.session_state.dif_preset], **values).validate()
+except (ConfigError, TypeError, ValueError) as error:
+    show_error(error if isinstance(error, ConfigError) else f"A setting is not a number: {error}")
+if config is not None:
+    images = min(config.train_images or 60_000, 60_000)
+    try:
+        speed = measured_speed({**config.__dict__, "channel_mults": list(config.channel_mults)})
+        quick = PRESETS["quick"]
+        metrics = st.columns(3)
+        metrics[0].metric("Time to train", f"≈ {duration(training_seconds(config, images, speed))}", help="From a few steps timed on this device, plus each epoch's evaluation.")
+        metrics[1].metric("Speed on this device", f"{speed:,.0f} images/s", help="Measured with the real training loop for this network and batch.")
+        metrics[2].metric("Digits seen", f"{config.epochs * images:,}", help="Epochs × training digits.")
+        if config.width == quick.width and config.depth == quick.depth and config.batch_size == quick.batch_size:
+            st.caption(f"The quick preset (3 epochs on 20,000 digits) already draws recognisable digits; on this device it takes "
+                       f"≈ {duration(training_seconds(quick, quick.train_images, speed))}.")
+    except LabError as error:
+        show_error(error)
+if data is None:
+    st.caption("Training needs MNIST: see section 1.")
+if st.button("Train", type="primary", disabled=config is None or data is None or job_running("dif"), key="dif_train", icon=":material/play_arrow:"):
+    folder = runs_dir() / "ddpm" / f"{datetime.now():%Y%m%d-%H%M%S}-{preset_of(config) or 'custom'}"
+    command = f"python -m engine.ddpm train --preset {st.session_state.dif_preset} " + " ".join(
+        f"--{name.replace('_', '-')} {value}" if not isinstance(value, bool) else f"--{'' if value else 'no-'}{name.replace('_', '-')}" for name, value in values.items()
+    ) + f" --out {folder}"
+    job = start_job("dif", f"DDPM {folder.name}", lambda report, c=config, d=data, f=folder, m=command: train(c, d, report, out=f, command=m))
+    if job is not None:
+        st.session_state[f"dif_run_{job.id}"] = str(folder)
+view = job_panel("dif", draw_live, unit="step")
+if view is not None and view.state in (JobState.DONE, JobState.STOPPED) and view.result is not None:
+    result, folder = view.result, st.session_state.get(f"dif_run_{view.id}")
+    stopped = f", stopped at step {result.steps:,}" if result.stopped else ""
+    st.success(f"Validation loss **{result.val_loss:.4f}** (best {result.best_val_loss:.4f}) after {result.steps:,} steps, {result.epochs:.2f} epochs{stopped}; "
+               f"{duration(result.seconds)} of training. Kept in `{folder}`: pick it under **Generate from** above.", icon=":material/check_circle:")
+    curve, grid = st.columns([3, 2])
+    curve.plotly_chart(loss_curves(view.metrics, "Loss of your run"), key="dif_result_curve")
+    if result.samples is not None:
+        with grid:
+            show_grid(result.samples, "Samples at the end of the run (DDIM, 0-9 in turn)" if result.config.conditional else "Samples at the end of the run",
+                      columns=5 if len(result.samples) <= 20 else 10, scale="unit", width_px=400)
+
+resumable = {}
+for run in runs:
+    try:
+        card = read_card(last_in(run))
+        if card.get("optimizer_step") is not None:
+            resumable[run.name] = (run, DDPMConfig.from_dict(card["config"]), card["metrics"])
+    except (LabError, KeyError, TypeError):
+        continue  # a run that cannot be read is not offered
+if resumable:
+    with st.expander("Continue a run", expanded=view is not None and view.state.finished):
+        chosen = st.selectbox("Run", list(resumable), key="dif_resume_run", format_func=lambda name: (
+            f"{name} (epoch {resumable[name][2].get('epoch', 0):g} of {resumable[name][1].epochs})"))
+        run, run_config, run_metrics = resumable[chosen]
+        reached = float(run_metrics.get("epoch", 0))
+        target = st.number_input("Continue to epoch", int(reached) + 1, 1000, max(run_config.epochs, int(reached) + 1), key=f"dif_resume_to_{chosen}",
+                                 help="From its last checkpoint, with the settings it started with.")
+        if st.button("Resume", key="dif_resume", disabled=data is None or job_running("dif"), icon=":material/resume:"):
+            resumed = replace(run_config, epochs=int(target))
+            job = start_job("dif", f"DDPM {run.name} (resumed)", lambda report, c=resumed, d=data, f=run: train(c, d, report, out=f, resume=f))
+            if job is not None:
+                st.session_state[f"dif_run_{job.id}"] = str(run)
+                st.rerun()
+st.caption(f"Each run is kept in its own folder under {runs_dir() / 'ddpm'} (DLLAB_RUNS_DIR), with its `last` and `best` checkpoints.")

@@ -1,0 +1,285 @@
+"""The diffusion page as a person uses it: the forward process, generation and its player, quality, training, errors.
+
+Every run goes to a temporary DLLAB_RUNS_DIR. The "shipped" checkpoint is a tiny model trained on toy shapes and
+exported into a temporary folder, so the page is tested the same way with or without the real one in checkpoints/.
+The real MNIST classifier in checkpoints/ scores the samples. Tests marked `data` need MNIST (DLLAB_DATA_DIR).
+"""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import engine.ddpm.checkpoint as ddpm_checkpoint
+from engine.core.jobs import JobState, SilentReporter, board
+from engine.ddpm.checkpoint import export_checkpoint
+from engine.ddpm.data import toy_shapes
+from engine.ddpm.train import TINY, train
+from tests.app.conftest import wait_for_job
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = str(ROOT / "lab_pages" / "diffusion.py")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Two shared cores: one torch thread keeps these tests to seconds (see the GPT page's tests)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny conditional model trained on toy shapes: its run folder (last and best, with Adam's state)."""
+    folder = tmp_path_factory.mktemp("tiny") / "run"
+    train(TINY, toy_shapes(256), SilentReporter(), out=folder, command="python -m engine.ddpm train --preset tiny --toy")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny_run, tmp_path_factory):
+    return export_checkpoint(tiny_run, tmp_path_factory.mktemp("shipped") / "ddpm_mnist").with_suffix("")
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLLAB_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs" / "ddpm"
+
+
+@pytest.fixture
+def shipped(tiny_checkpoint, monkeypatch):
+    monkeypatch.setattr(ddpm_checkpoint, "SHIPPED_CHECKPOINT", tiny_checkpoint)
+    return tiny_checkpoint
+
+
+@pytest.fixture
+def no_shipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(ddpm_checkpoint, "SHIPPED_CHECKPOINT", tmp_path / "nowhere" / "ddpm_mnist")
+
+
+def open_page():
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.run()
+    assert not at.exception
+    return at
+
+
+@pytest.fixture
+def shipped_page(shipped, runs_dir):
+    return open_page()
+
+
+def texts(at, kind):
+    return " ".join(str(element.value) for element in getattr(at, kind))
+
+
+def charts(at):
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return {spec["layout"]["title"]["text"] if "title" in spec["layout"] else "": spec for spec in specs}
+
+
+def player(at):
+    [spec] = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart") if "frames" in json.loads(chart.proto.spec)]
+    return spec
+
+
+def metrics(at):
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def test_first_load_plays_the_shipped_models_digits_and_scores_them(shipped_page):
+    page = shipped_page
+    spec = player(page)
+    frames = spec["frames"]
+    assert len(frames) == 50 and [frame["name"] for frame in frames[:2]] == ["1", "2"]  # DDIM, 50 steps: every one kept
+    assert frames[0]["layout"]["title"]["text"].startswith("step 1 of 50 · t = 1,000 · noise level √(1 − ᾱ) = ")
+    assert frames[-1]["layout"]["title"]["text"].endswith("noise level √(1 − ᾱ) = 0.000")
+    assert all(trace["type"] == "image" and trace["source"].startswith("data:image/png;base64,") for trace in frames[10]["data"])
+    assert [button["label"] for button in spec["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
+    assert len(spec["layout"]["sliders"][0]["steps"]) == 50
+    assert "16 samples in" in texts(page, "caption") and "50 network calls, each on a batch of 32" in texts(page, "caption")
+    assert "from the shipped checkpoint" in texts(page, "caption")
+    assert len(page.get("download_button")) == 2
+    assert page.session_state["dif_generated"][2:] == ("ddim", 50, 1.0, 0, None, 3.0, 16)
+    assert "Recognised" in metrics(page) and "Read as the digit asked for (0-9 in turn)" in metrics(page)
+    assert "Digits read with confidence > 0.9, of 16 samples" in charts(page)
+    assert "98.94% right on the 10,000 test digits" in texts(page, "caption")
+    assert not page.error
+
+
+def test_the_recording_is_cached_so_a_rerun_is_cheap(shipped_page):
+    page = shipped_page
+    first = page.session_state["dif_generated"]
+    page.run()
+    assert page.session_state["dif_generated"] == first and not page.exception
+
+
+def test_generate_a_digit_with_ddim_and_score_a_larger_batch(shipped_page):
+    page = shipped_page
+    page.number_input(key="dif_steps").set_value(10)
+    page.number_input(key="dif_digit").set_value(3)
+    page.number_input(key="dif_guidance").set_value(2.0)
+    page.number_input(key="dif_n").set_value(4)
+    page.button(key="dif_generate").click().run()
+    assert not page.exception and not page.error
+    assert len(player(page)["frames"]) == 10
+    assert "4 samples in" in texts(page, "caption") and "10 network calls, each on a batch of 8" in texts(page, "caption")
+    assert "Read as the digit 3" in metrics(page)
+    page.number_input(key="dif_score_n").set_value(20)
+    page.button(key="dif_score").click().run()
+    assert "Scored: 20 fresh samples" in texts(page, "caption")
+    assert "Digits read with confidence > 0.9, of 20 samples" in charts(page)
+
+
+def test_ddpm_runs_all_thousand_steps_but_the_player_keeps_sixty(shipped_page):
+    page = shipped_page
+    page.radio(key="dif_sampler").set_value("ddpm")
+    page.number_input(key="dif_n").set_value(1)
+    page.button(key="dif_generate").click().run()
+    frames = player(page)["frames"]
+    assert 50 <= len(frames) <= 60 and frames[-1]["name"] == "1000"
+    assert "1,000 network calls" in texts(page, "caption")
+
+
+def test_a_digit_outside_0_to_9_is_explained(shipped_page):
+    page = shipped_page
+    page.number_input(key="dif_digit").set_value(12)
+    page.button(key="dif_generate").click().run()
+    assert "digit must be between 0 and 9, got 12." in texts(page, "error")
+    assert player(page)  # the last good digits stay in the player
+    assert not page.exception
+
+
+def test_a_missing_shipped_checkpoint_is_explained(no_shipped, runs_dir):
+    at = open_page()
+    assert "The shipped checkpoint (ddpm_mnist.safetensors in nowhere/) is not in this copy of the lab yet" in texts(at, "info")
+    assert "dif_generated" not in at.session_state and not at.error
+
+
+def test_guidance_without_a_conditional_model_is_explained(shipped, runs_dir):
+    train(replace(TINY, conditional=False, epochs=1), toy_shapes(256), SilentReporter(), out=runs_dir / "plain")
+    at = open_page()
+    at.selectbox(key="dif_model").set_value(str(runs_dir / "plain" / "best")).run()
+    assert at.number_input(key="dif_guidance").value == 1.0  # picking the model set guidance to suit it
+    at.number_input(key="dif_guidance").set_value(3.0)
+    at.button(key="dif_generate").click().run()
+    assert "Guidance (3) needs a class-conditional model and a label to steer towards; this model was trained without labels: use guidance 1." in texts(at, "error")
+    at.number_input(key="dif_guidance").set_value(1.0)
+    at.number_input(key="dif_digit").set_value(4)
+    at.button(key="dif_generate").click().run()
+    assert "This model was trained without labels, so it cannot be asked for a digit (4)" in texts(at, "error")
+    at.number_input(key="dif_digit").set_value(None)
+    at.button(key="dif_generate").click().run()
+    assert not at.error and "from run plain" in texts(at, "caption")
+
+
+def test_a_corrupt_checkpoint_is_explained(shipped, runs_dir, tiny_run):
+    shutil.copytree(tiny_run, runs_dir / "broken")
+    weights = runs_dir / "broken" / "best.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    at = open_page()
+    at.selectbox(key="dif_model").set_value(str(runs_dir / "broken" / "best")).run()
+    at.button(key="dif_generate").click().run()
+    assert "best.safetensors does not match its card" in texts(at, "error")
+    assert not at.exception
+
+
+def test_bad_sizes_are_shown_in_the_configs_words_and_train_is_disabled(no_shipped, runs_dir):
+    at = open_page()
+    at.radio(key="dif_preset").set_value("cpu").run()
+    at.number_input(key="dif_width").set_value(12).run()
+    assert "which is not divisible by the 8 GroupNorm groups: pick a width that is a multiple of 8" in texts(at, "error")
+    assert at.button(key="dif_train").disabled
+    at.number_input(key="dif_width").set_value(16)
+    at.number_input(key="dif_epochs").set_value(0).run()
+    assert "epochs must be between 1 and 1000, got 0." in texts(at, "error") and at.button(key="dif_train").disabled
+    at.radio(key="dif_preset").set_value("tiny").run()  # a preset refills every field
+    assert not at.error and at.number_input(key="dif_width").value == 8
+
+
+def test_the_time_to_train_is_measured_before_pressing_train(no_shipped, runs_dir):
+    at = open_page()
+    shown = metrics(at)
+    assert shown["Time to train"].startswith("≈ ") and shown["Speed on this device"].endswith(" images/s")
+    assert shown["Digits seen"] == "60,000"  # the quick preset: 3 epochs of 20,000
+    assert "The quick preset (3 epochs on 20,000 digits) already draws recognisable digits; on this device it takes ≈ " in texts(at, "caption")
+
+
+def test_mnist_missing_offline_is_explained_and_the_rest_works(shipped, runs_dir, monkeypatch, tmp_path):
+    monkeypatch.delenv("DLLAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("DLLAB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("DLLAB_OFFLINE", "1")
+    at = open_page()
+    assert "MNIST is not on this machine yet (11 MB)" in texts(at, "info")
+    assert at.button(key="dif_train").disabled and player(at)  # generation works without MNIST
+    at.button(key="dif_download_data").click().run()
+    assert "is not on this machine and downloads are off" in texts(at, "error")
+    assert not at.exception
+    at.run()  # the next rerun offers the button again rather than retrying on its own
+    assert not at.error and at.button(key="dif_download_data")
+
+
+@pytest.mark.data
+def test_scrubbing_t_moves_the_marker_and_the_noise(no_shipped, runs_dir):
+    at = open_page()
+    at.slider(key="dif_t").set_value(1000).run()
+    curves = charts(at)["The linear schedule, T = 1,000"]
+    marked = [trace for trace in curves["data"] if trace["name"] == "now"]
+    assert [trace["x"] for trace in marked] == [[1000], [1000]]
+    assert marked[0]["y"][0] == pytest.approx(4.04e-5, rel=0.01)  # DDPM's alpha_bar_T
+    assert "x_t = 0.006 · x₀ + 1.000 · noise" in texts(at, "caption")
+    at.slider(key="dif_t").set_value(0).run()
+    assert "x_t = 1.000 · x₀ + 0.000 · noise" in texts(at, "caption")
+    assert not [trace for trace in charts(at)["The linear schedule, T = 1,000"]["data"] if trace["name"] == "now"]
+    at.radio(key="dif_fwd_schedule").set_value("cosine").run()
+    assert "The cosine schedule, T = 1,000" in charts(at)
+    at.number_input(key="dif_index").set_value(3).run()
+    assert "x₀ (a 0)" in " ".join(image.proto.imgs[0].caption for image in at.get("image"))  # MNIST's test digit 3 is a 0
+
+
+@pytest.mark.data
+def test_train_on_mnist_then_generate_from_the_run(no_shipped, runs_dir):
+    at = open_page()
+    at.radio(key="dif_preset").set_value("tiny").run()
+    at.checkbox(key="dif_conditional").uncheck()
+    at.button(key="dif_train").click().run()
+    job = wait_for_job(at, "dif")
+    assert job.state is JobState.DONE and not at.exception
+    assert "after 16 steps, 2.00 epochs" in texts(at, "success")
+    curve = charts(at)["Loss of your run"]
+    assert {trace["name"] for trace in curve["data"]} == {"batch loss (one batch)", "validation loss (EMA weights)"}
+    [run] = list(runs_dir.iterdir())
+    assert (run / "best.json").exists() and json.loads((run / "last.json").read_text())["command"].startswith("python -m engine.ddpm train --preset tiny")
+    at.run()  # the new run is offered as a source
+    at.selectbox(key="dif_model").set_value(str(run / "best")).run()
+    at.button(key="dif_generate").click().run()
+    assert not at.error, texts(at, "error")
+    assert f"from run {run.name}" in texts(at, "caption")
+
+
+@pytest.mark.data
+def test_stop_then_resume_continues_the_same_run(no_shipped, runs_dir):
+    at = open_page()
+    at.radio(key="dif_preset").set_value("tiny").run()
+    at.number_input(key="dif_epochs").set_value(500).run()
+    at.button(key="dif_train").click().run()
+    job = board.get(at.session_state["dif_job_id"])
+    while job.view().done < 10 and not job.state.finished:
+        job.wait(0.05)
+    at.button(key="dif_stop").click().run()
+    assert wait_for_job(at, "dif").state is JobState.STOPPED
+    assert ", stopped at step" in texts(at, "success")
+    [run] = list(runs_dir.iterdir())
+    reached = json.loads((run / "last.json").read_text())["metrics"]["epoch"]
+    at.number_input(key=f"dif_resume_to_{run.name}").set_value(int(reached) + 1)
+    at.button(key="dif_resume").click().run()
+    resumed = wait_for_job(at, "dif")
+    assert resumed.state is JobState.DONE and resumed.view().result.epochs == int(reached) + 1
+    assert not at.exception

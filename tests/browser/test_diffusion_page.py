@@ -1,0 +1,107 @@
+"""The diffusion page in Chromium: the reverse-diffusion player plays frames in the browser, and t scrubs the forward process.
+
+The app gets its own server, with DLLAB_RUNS_DIR in a temporary folder and one torch thread; the page opens on
+the shipped checkpoint, straight at its address, as a shared link does.
+"""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ARTIFACTS, screenshot
+from tests.browser.server import serve_app
+
+TIMEOUT = 30_000
+
+
+@pytest.fixture(scope="module")
+def diffusion_url(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve_app(env={"DLLAB_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1"}) as url:
+        yield url
+
+
+@pytest.fixture
+def diffusion_page(browser, diffusion_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{diffusion_url}/diffusion")
+    expect(page.get_by_role("heading", name="Diffusion: digits from noise")).to_be_visible(timeout=TIMEOUT)
+    expect(page.locator(".js-plotly-plot .updatemenu-button").first).to_be_visible(timeout=60_000)
+    yield page
+    context.close()
+
+
+def no_exceptions(page):
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+
+
+def player_state(page) -> dict:
+    """The player's title and its slider's position, read from plotly's own state."""
+    return page.evaluate(
+        """() => {
+            const chart = [...document.querySelectorAll('.js-plotly-plot')].find(c => c._transitionData && c._transitionData._frames.length);
+            return {title: chart._fullLayout.title.text, active: chart._fullLayout.sliders[0].active, frames: chart._transitionData._frames.length};
+        }"""
+    )
+
+
+def test_the_player_plays_the_reverse_process_in_the_browser(diffusion_page):
+    page = diffusion_page
+    no_exceptions(page)
+    start = player_state(page)
+    assert start["frames"] == 50 and start["active"] == 0 and "step 1 of 50 · t = 1,000" in start["title"]
+    screenshot(page, "diffusion")
+    page.locator(".updatemenu-button", has_text="Play").click()
+    page.wait_for_timeout(1500)
+    playing = player_state(page)
+    assert playing["active"] > 0 and playing["title"] != start["title"]  # frames advance without a rerun
+    page.wait_for_timeout(1000)
+    assert player_state(page)["active"] > playing["active"]
+    page.locator(".updatemenu-button", has_text="Pause").click()
+    page.wait_for_timeout(500)
+    paused = player_state(page)
+    page.wait_for_timeout(1000)
+    assert player_state(page)["active"] == paused["active"]  # paused stays put
+    no_exceptions(page)
+    page.locator(".js-plotly-plot").filter(has=page.locator(".updatemenu-button")).scroll_into_view_if_needed()
+    screenshot(page, "diffusion_playing")
+
+
+def test_scrubbing_t_updates_the_noisy_digit_and_the_marker(diffusion_page):
+    page = diffusion_page
+    slider = page.get_by_role("slider", name=re.compile("Timestep t"))
+    if slider.count() == 0:
+        pytest.skip("MNIST is not on this machine (set DLLAB_DATA_DIR): the forward process needs a real digit")
+    slider.focus()
+    for _ in range(5):
+        slider.press("ArrowRight")
+    expect(page.get_by_text(re.compile(r"x₀ \(a \d\) and x_t at t = 255"))).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("t = 255: ᾱ = ")).to_be_visible(timeout=TIMEOUT)
+    no_exceptions(page)
+
+
+def test_a_short_run_shows_its_loss_and_samples_live_and_stops(diffusion_page):
+    page = diffusion_page
+    if page.get_by_text("MNIST is not on this machine yet").count():
+        pytest.skip("MNIST is not on this machine (set DLLAB_DATA_DIR): training needs it")
+    expect(page.get_by_text("Time to train")).to_be_visible(timeout=TIMEOUT)  # measured before pressing Train
+    page.get_by_text("Tiny (seconds, for trying things)").click()
+    expect(page.get_by_label("Width · width", exact=True)).to_have_value("8", timeout=TIMEOUT)
+    epochs = page.get_by_label("Epochs · epochs", exact=True)
+    epochs.fill("500")
+    epochs.press("Enter")
+    expect(epochs).to_have_value("500", timeout=TIMEOUT)
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.locator('[data-testid="stPlotlyChart"]', has_text="Loss while training")).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text(re.compile(r"Samples after epoch \d+"))).to_be_visible(timeout=TIMEOUT)
+    page.wait_for_timeout(2000)
+    no_exceptions(page)
+    screenshot(page, "diffusion_training")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text(re.compile(r"stopped at step [\d,]+"))).to_be_visible(timeout=TIMEOUT)
+    expect(page.locator('[data-testid="stPlotlyChart"]', has_text="Loss of your run")).to_be_visible(timeout=TIMEOUT)
+    no_exceptions(page)
+    screenshot(page, "diffusion_stopped")
