@@ -32,6 +32,10 @@ def cli_seconds() -> float:
 
 def page_seconds(page, url: str) -> float:
     page.goto(f"{url}/sparse_autoencoder")
+    # as a person does, press Train once the page has drawn (the shipped checkpoint's charts and images)
+    page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_timeout(1000)
     page.get_by_role("button", name="Train", exact=True).click()
     done = page.get_by_text(re.compile(r"L-BFGS iterations in [\d.]+ s")).first
     page.get_by_text("Results — your run").wait_for(timeout=120_000)
