@@ -145,3 +145,27 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def load_adam_moments(optimizer, model, arrays: dict, step, where: Path) -> None:
+    """Adam's or AdamW's state from `adam.exp_avg.<name>` / `adam.exp_avg_sq.<name>` arrays, for resuming.
+
+    Through load_state_dict, so the moments land on the parameters' device and dtype; `step` is the
+    optimizer's step count from the card (None: the file holds weights only).
+    """
+    import torch
+
+    if step is None:
+        raise CheckpointError(f"{where} holds weights without the optimizer's state: it can be sampled from, not resumed.")
+    names = {id(p): name for name, p in model.named_parameters()}
+    ordered = [p for group in optimizer.param_groups for p in group["params"]]  # the numbering state_dict() uses
+    state = {}
+    for index, parameter in enumerate(ordered):
+        name = names[id(parameter)]
+        moments = [arrays.get(f"adam.{moment}.{name}") for moment in ("exp_avg", "exp_avg_sq")]
+        if any(m is None or tuple(m.shape) != tuple(parameter.shape) for m in moments):
+            raise CheckpointError(f"{where} lacks the optimizer's moments for {name}, or they have the wrong shape.")
+        state[index] = {"step": torch.tensor(float(step)), "exp_avg": torch.tensor(moments[0]), "exp_avg_sq": torch.tensor(moments[1])}
+    saved = optimizer.state_dict()
+    saved["state"] = state
+    optimizer.load_state_dict(saved)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.core.checkpoints import SHIPPED_DIR, card_path, load_checkpoint, save_checkpoint, weights_path
+from engine.core.checkpoints import SHIPPED_DIR, card_path, load_adam_moments, load_checkpoint, save_checkpoint, weights_path
 from engine.core.errors import CheckpointError, LabError
 from engine.ddpm.schedule import NoiseSchedule, ScheduleConfig
 from engine.ddpm.unet import UNet, UNetConfig
@@ -141,30 +141,12 @@ def restore_training(path: str | Path, model: UNet, ema: UNet, optimizer: torch.
         raise CheckpointError(f"{weights_path(path)} holds weights without the optimizer's state: it can be sampled from, not resumed.")
     load_parameters(model, arrays, "model", path)
     load_parameters(ema, arrays, "ema", path)
-    load_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
+    load_adam_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
     try:
         metrics = card["metrics"]
         return TrainingState(int(metrics["step"]), float(metrics["best_val_loss"]), float(metrics.get("seconds", 0.0)))
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"The card {card_path(path)} has no usable training metrics ({error}).") from None
-
-
-def load_moments(optimizer: torch.optim.Optimizer, model: UNet, arrays: dict, step, where: Path) -> None:
-    """Adam's state from the arrays, through load_state_dict so it lands on the parameters' device and dtype."""
-    if step is None:
-        raise CheckpointError(f"{where} holds weights without the optimizer's state: it can be sampled from, not resumed.")
-    names = {id(p): name for name, p in model.named_parameters()}
-    ordered = [p for group in optimizer.param_groups for p in group["params"]]  # the numbering state_dict() uses
-    state = {}
-    for index, parameter in enumerate(ordered):
-        name = names[id(parameter)]
-        moments = [arrays.get(f"adam.{moment}.{name}") for moment in ("exp_avg", "exp_avg_sq")]
-        if any(m is None or tuple(m.shape) != tuple(parameter.shape) for m in moments):
-            raise CheckpointError(f"{where} lacks the optimizer's moments for {name}, or they have the wrong shape.")
-        state[index] = {"step": torch.tensor(float(step)), "exp_avg": torch.from_numpy(moments[0]), "exp_avg_sq": torch.from_numpy(moments[1])}
-    saved = optimizer.state_dict()
-    saved["state"] = state
-    optimizer.load_state_dict(saved)
 
 
 def settings_difference(saved_unet: UNetConfig, saved_schedule: ScheduleConfig, unet: UNetConfig, schedule: ScheduleConfig) -> str:
