@@ -41,6 +41,16 @@ def ddpm_picture():
         return None
 
 
+def lab_card(title: str, description: str, page: str, link_label: str):
+    """One lab's card: its name, what it does and a link on the right; returns the left column for its picture."""
+    picture, text = st.columns([1, 3], vertical_alignment="center")
+    with text:
+        st.subheader(title)
+        st.markdown(description)
+        st.page_link(page, label=link_label, icon=":material/arrow_forward:")
+    return picture
+
+
 st.title("Deep Learning Lab")
 st.markdown(
     "Train classic models yourself and look inside them while they learn — on this machine's "
@@ -48,55 +58,43 @@ st.markdown(
     "published reference beside it."
 )
 
-picture, text = st.columns([1, 3], vertical_alignment="center")
-with picture:
+with lab_card(
+    "Sparse autoencoder",
+    "Andrew Ng's UFLDL exercise: a 64-25-64 network learns to rebuild 8x8 patches of natural "
+    "images while keeping its hidden units quiet, and discovers edge detectors on its own.",
+    "lab_pages/sparse_autoencoder.py", "Open the sparse autoencoder lab",
+):
     filters = sae_picture()
     if filters is not None:
         st.image(filters, caption="25 filters learned from natural images")
-with text:
-    st.subheader("Sparse autoencoder")
-    st.markdown(
-        "Andrew Ng's UFLDL exercise: a 64-25-64 network learns to rebuild 8x8 patches of natural "
-        "images while keeping its hidden units quiet, and discovers edge detectors on its own."
-    )
-    st.page_link("lab_pages/sparse_autoencoder.py", label="Open the sparse autoencoder lab", icon=":material/arrow_forward:")
 
-picture, text = st.columns([1, 3], vertical_alignment="center")
-with picture:
+with lab_card(
+    "Shakespeare GPT",
+    "Karpathy's nanoGPT at the character level: a small transformer reads tiny Shakespeare and learns to "
+    "write plays in his style. Generate from a trained model, train your own live, and compare runs.",
+    "lab_pages/shakespeare_gpt.py", "Open the Shakespeare GPT lab",
+):
     snippet = gpt_snippet(str(gpt_runs.SHIPPED_CHECKPOINT)) if gpt_runs.shipped_available() else None
     if snippet is not None:
         st.code(snippet[0], language=None, wrap_lines=True)
         loss = f" (val loss {snippet[1]:.2f} nats per character)" if snippet[1] else ""
         st.caption(f"Written by the shipped model, one character at a time{loss}")
-with text:
-    st.subheader("Shakespeare GPT")
-    st.markdown(
-        "Karpathy's nanoGPT at the character level: a small transformer reads tiny Shakespeare and learns to "
-        "write plays in his style. Generate from a trained model, train your own live, and compare runs."
-    )
-    st.page_link("lab_pages/shakespeare_gpt.py", label="Open the Shakespeare GPT lab", icon=":material/arrow_forward:")
 
-picture, text = st.columns([1, 3], vertical_alignment="center")
-with picture:
+with lab_card(
+    "Inside the transformer",
+    "Type a line and follow it along a trained GPT's residual stream: what each attention head looks at, "
+    "how much each layer changes the stream, its guesses layer by layer, and the final softmax — with the "
+    "model's real numbers, or a toy small enough to print every matrix.",
+    "lab_pages/inside_the_transformer.py", "Open Inside the transformer",
+):
     st.code("embed\n  → attention → add\n  → MLP → add\n    (× each layer)\n  → unembed\n  → softmax", language=None)
-with text:
-    st.subheader("Inside the transformer")
-    st.markdown(
-        "Type a line and follow it along a trained GPT's residual stream: what each attention head looks at, "
-        "how much each layer changes the stream, its guesses layer by layer, and the final softmax — with the "
-        "model's real numbers, or a toy small enough to print every matrix."
-    )
-    st.page_link("lab_pages/inside_the_transformer.py", label="Open Inside the transformer", icon=":material/arrow_forward:")
 
-picture, text = st.columns([1, 3], vertical_alignment="center")
-with picture:
+with lab_card(
+    "Diffusion",
+    "Ho et al.'s DDPM on MNIST: a U-Net learns to remove noise, then turns pure noise into handwritten digits "
+    "step by step. Watch the noise go on, play the denoising frame by frame, score the digits, train your own.",
+    "lab_pages/diffusion.py", "Open the diffusion lab",
+):
     digits = ddpm_picture()
     if digits is not None:
         st.image(digits, caption="Drawn from pure noise by the shipped model")
-with text:
-    st.subheader("Diffusion")
-    st.markdown(
-        "Ho et al.'s DDPM on MNIST: a U-Net learns to remove noise, then turns pure noise into handwritten digits "
-        "step by step. Watch the noise go on, play the denoising frame by frame, score the digits, train your own."
-    )
-    st.page_link("lab_pages/diffusion.py", label="Open the diffusion lab", icon=":material/arrow_forward:")

@@ -147,6 +147,20 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def load_parameters(model, arrays: dict, prefix: str, where: Path) -> None:
+    """Copy the arrays named `<prefix>.<parameter name>` into `model`, each checked for presence and shape."""
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            array = arrays.get(f"{prefix}.{name}")
+            if array is None:
+                raise CheckpointError(f"{where} has no weights for {prefix}.{name}.")
+            if tuple(array.shape) != tuple(parameter.shape):
+                raise CheckpointError(f"{where} has {prefix}.{name} of shape {list(array.shape)}; the model needs {list(parameter.shape)}.")
+            parameter.copy_(torch.tensor(array))
+
+
 def load_adam_moments(optimizer, model, arrays: dict, step, where: Path) -> None:
     """Adam's or AdamW's state from `adam.exp_avg.<name>` / `adam.exp_avg_sq.<name>` arrays, for resuming.
 

@@ -23,10 +23,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from engine.core.checkpoints import SHIPPED_DIR, card_path, load_adam_moments, load_checkpoint, save_checkpoint, weights_path
+from engine.core.checkpoints import SHIPPED_DIR, card_path, load_adam_moments, load_checkpoint, load_parameters, save_checkpoint, weights_path
 from engine.core.errors import CheckpointError, LabError
 from engine.ddpm.schedule import NoiseSchedule, ScheduleConfig
 from engine.ddpm.unet import UNet, UNetConfig
@@ -90,18 +89,6 @@ def save_training(path: Path, model: UNet, ema: UNet, optimizer: torch.optim.Opt
     return save_checkpoint(path, KIND, tensors, full_card)
 
 
-def load_parameters(model: UNet, arrays: dict[str, np.ndarray], prefix: str, path: Path) -> None:
-    where = weights_path(path)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            array = arrays.get(f"{prefix}.{name}")
-            if array is None:
-                raise CheckpointError(f"{where} has no {prefix} weights for {name}.")
-            if tuple(array.shape) != tuple(parameter.shape):
-                raise CheckpointError(f"{where} has {prefix}.{name} of shape {list(array.shape)}; the model needs {list(parameter.shape)}.")
-            parameter.copy_(torch.from_numpy(array))
-
-
 def load_model(path: str | Path | None = None, device="cpu") -> tuple[UNet, NoiseSchedule, dict]:
     """The EMA weights of a checkpoint for sampling: (U-Net in eval mode on `device`, its schedule, the card).
 
@@ -116,7 +103,7 @@ def load_model(path: str | Path | None = None, device="cpu") -> tuple[UNet, Nois
     arrays, card = load_checkpoint(path, KIND)
     unet_config, schedule_config = model_parts(card, path)
     model = UNet(unet_config)
-    load_parameters(model, arrays, "ema", path)
+    load_parameters(model, arrays, "ema", weights_path(path))
     return model.to(device).eval(), NoiseSchedule(schedule_config), card
 
 
@@ -139,8 +126,8 @@ def restore_training(path: str | Path, model: UNet, ema: UNet, optimizer: torch.
         )
     if card.get("optimizer_step") is None:
         raise CheckpointError(f"{weights_path(path)} holds weights without the optimizer's state: it can be sampled from, not resumed.")
-    load_parameters(model, arrays, "model", path)
-    load_parameters(ema, arrays, "ema", path)
+    load_parameters(model, arrays, "model", weights_path(path))
+    load_parameters(ema, arrays, "ema", weights_path(path))
     load_adam_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
     try:
         metrics = card["metrics"]

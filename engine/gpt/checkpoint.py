@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from engine.core.checkpoints import card_path, load_adam_moments, load_checkpoint, save_checkpoint, weights_path
+from engine.core.checkpoints import card_path, load_adam_moments, load_checkpoint, load_parameters, save_checkpoint, weights_path
 from engine.core.errors import CheckpointError, LabError
 from engine.gpt.data import CharData, CharTokenizer
 from engine.gpt.model import GPT, GPTConfig
@@ -78,25 +78,13 @@ def model_parts(card: dict, path: Path) -> tuple[GPTConfig, CharTokenizer]:
     return config, tokenizer
 
 
-def load_parameters(model: GPT, arrays: dict, path: Path) -> None:
-    where = weights_path(path)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            array = arrays.get(f"model.{name}")
-            if array is None:
-                raise CheckpointError(f"{where} has no weights for {name}.")
-            if tuple(array.shape) != tuple(parameter.shape):
-                raise CheckpointError(f"{where} has {name} of shape {list(array.shape)}; the model needs {list(parameter.shape)}.")
-            parameter.copy_(torch.tensor(array))
-
-
 def load_model(path: str | Path, device="cpu") -> tuple[GPT, CharTokenizer, dict]:
     """A trained model for sampling: (model in eval mode on `device`, its tokenizer, the card)."""
     path = find_checkpoint(path)
     arrays, card = load_checkpoint(path, KIND)
     config, tokenizer = model_parts(card, path)
     model = GPT(config)
-    load_parameters(model, arrays, path)
+    load_parameters(model, arrays, "model", weights_path(path))
     return model.to(device).eval(), tokenizer, card
 
 
@@ -119,7 +107,7 @@ def restore_training(path: str | Path, model: GPT, optimizer: torch.optim.Optimi
             f"{weights_path(path)} was trained with {settings_difference(config, model.config)}: a run resumes with the "
             f"model it started with. Drop those settings, or start a new run."
         )
-    load_parameters(model, arrays, path)
+    load_parameters(model, arrays, "model", weights_path(path))
     load_adam_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
     try:
         metrics = card["metrics"]

@@ -18,7 +18,8 @@ def test_home_renders_with_each_lab(page):
     expect(page.get_by_text("Device:")).to_be_visible()
     for lab in ("Open the sparse autoencoder lab", "Open the Shakespeare GPT lab", "Open Inside the transformer", "Open the diffusion lab"):
         expect(page.get_by_role("link", name=lab)).to_be_visible(timeout=TIMEOUT)
-    expect(page.locator('[data-testid="stImage"] img').first).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("Drawn from pure noise by the shipped model")).to_be_visible(timeout=TIMEOUT)
+    expect(page.locator('[data-testid="stCode"]').last).to_contain_text("unembed", timeout=TIMEOUT)
     page.wait_for_function("() => [...document.images].every(image => image.complete && image.naturalWidth > 0)", timeout=TIMEOUT)
     no_exceptions(page)
     screenshot(page, "home")
