@@ -66,7 +66,7 @@ def main() -> None:
     from streamlit.testing.v1 import AppTest
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
     print(f"machine: {describe_machine()}; torch {torch.get_num_threads()} threads")
     model, tokenizer, _ = load_model(SHIPPED_CHECKPOINT)
@@ -85,6 +85,7 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/inside_the_transformer")
         page.get_by_role("heading", name="Inside the transformer").wait_for(timeout=60_000)
+        page.wait_for_function("""() => !document.querySelector('[data-testid="stStatusWidget"]')""", timeout=60_000)
         browser_seconds(page, lines[0])  # warm-up: the server's first run loads the model
         shown = [browser_seconds(page, prompt) for prompt in lines[2 * args.repeats + 1 :]]
         browser.close()

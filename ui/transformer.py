@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from engine.gpt.inspect import AXES, Numbers, Stage, Trace, stages
 from ui.figures import COLORS
@@ -31,6 +30,26 @@ def position_label(trace: Trace, position: int) -> str:
     return f"{position} '{shown(trace.tokens[position])}'"
 
 
+def _label_px(labels, size: int = 11) -> int:
+    """About how wide the longest of `labels` is drawn, in pixels (a generous 0.62 em per character)."""
+    return int(max((len(str(label)) for label in labels), default=0) * 0.62 * size) + 1
+
+
+def fixed_margins(figure: go.Figure, left: int, bottom: int, top: int, right: int = 10) -> go.Figure:
+    """Margins set here rather than measured by plotly's automargin (on by default, and in Streamlit's theme).
+
+    To fit the labels it measures, automargin draws a figure, widens the margins and draws it again: on
+    this page that made the browser's redraw of a 64-character prompt take about 2.4 s instead of under 1.
+    So each figure sizes its margins from its own labels, with _label_px.
+    """
+    axes = [name for name in figure.layout.to_plotly_json() if name.startswith(("xaxis", "yaxis"))]
+    figure.update_layout({name: dict(automargin=False) for name in axes}, margin=dict(l=left, r=right, t=top, b=bottom))
+    return figure
+
+
+# room for an axis title beside its tick labels: the title's line and its standoff from the labels
+AXIS_TITLE_PX = 32
+TITLE_STANDOFF = 8
 LABELLED = 64  # up to this many positions, an axis names each one by its token; beyond, every few by number
 
 
@@ -38,12 +57,41 @@ def _tick_positions(T: int) -> list[int]:
     return list(range(T)) if T <= LABELLED else list(range(0, T, -(-T // 32)))
 
 
-def _token_axis(trace: Trace) -> dict:
-    """An axis over the prompt's positions: each token's text, or for a long prompt every few positions' numbers."""
+def _token_labels(trace: Trace) -> tuple[list[int], list[str], int]:
+    """The positions to label on an axis over the prompt, their labels (each token's text, or for a long
+    prompt every few positions' numbers) and the labels' font size."""
     T = trace.length
     ticks = _tick_positions(T)
     text = [shown(trace.tokens[i]) for i in ticks] if T <= LABELLED else [str(i) for i in ticks]
-    return dict(tickmode="array", tickvals=ticks, ticktext=text, tickfont=dict(size=9 if T > 40 else 11), tickangle=0, showgrid=False)
+    return ticks, text, 9 if T > 40 else 11
+
+
+def axis_text(figure: go.Figure, positions: list, text: list[str], size: int, side: str = "bottom", subplot: int = 1) -> None:
+    """Label a heatmap's x axis (side "bottom") or y axis ("left") with text drawn beside it, in place of tick labels.
+
+    Plotly measures each tick label in the page it is drawn in, and on this long page every measurement
+    costs a layout of the whole page: a 64-character prompt's labels took most of a second to draw.
+    Text in a scatter trace is placed without measuring. It sits on a hidden axis laid over the
+    subplot's other one, spanning it from 0 to 1, so that it can stand just outside the plotting area.
+    `positions` are the values along the labelled axis (categories, for a category axis).
+    """
+    main, spare = ("" if subplot == 1 else str(subplot)), str(50 + subplot)
+    label = dict(mode="text", text=text, textfont=dict(size=size, color=INK), cliponaxis=False, hoverinfo="skip", showlegend=False)
+    if side == "bottom":
+        figure.layout[f"yaxis{spare}"] = dict(overlaying=f"y{main}", anchor=f"x{main}", range=[0, 1], visible=False, fixedrange=True)
+        figure.add_trace(go.Scatter(x=positions, y=[0] * len(positions), xaxis=f"x{main}", yaxis=f"y{spare}", textposition="bottom center", **label))
+        figure.layout[f"xaxis{main}"].update(showticklabels=False, showgrid=False, ticks="")
+    else:
+        figure.layout[f"xaxis{spare}"] = dict(overlaying=f"x{main}", anchor=f"y{main}", range=[0, 1], visible=False, fixedrange=True)
+        figure.add_trace(go.Scatter(x=[0] * len(positions), y=positions, xaxis=f"x{spare}", yaxis=f"y{main}", textposition="middle left", **label))
+        figure.layout[f"yaxis{main}"].update(showticklabels=False, showgrid=False, ticks="")
+
+
+def token_axis_text(figure: go.Figure, trace: Trace, subplot: int = 1) -> int:
+    """axis_text under an x axis over the prompt's positions; returns the labels' font size."""
+    ticks, text, size = _token_labels(trace)
+    axis_text(figure, ticks, text, size, "bottom", subplot)
+    return size
 
 
 def show_computation() -> None:
@@ -107,19 +155,21 @@ def flow_diagram(trace: Trace, selected: str | None = None, block_size: int | No
         "unembed": f"<b>Unembed</b><br>ln_f, Wᴇᵀ<br>{C} → {V}",
         "softmax": f"<b>Softmax</b><br>{V} probabilities",
     }
-    shapes, notes = [], []  # collected as plain dicts and set once: plotly's add_shape validates each call (~100x slower)
+    # Shapes are collected as plain dicts and set once: plotly's add_shape validates each call (~100x slower).
+    # The words are one scatter trace of text and the arrowheads one of markers: plotly measures an
+    # annotation's text in the page before placing it, which on this page is slow (see axis_text).
+    shapes, words, heads = [], [], []  # words: (x, y, text, size); heads: (x, y, direction)
     grey = "#888888"
 
     def arrow(x, y, from_x, from_y):
-        notes.append(dict(x=x, y=y, ax=from_x, ay=from_y, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
-                          arrowhead=2, arrowsize=1, arrowwidth=2, arrowcolor=grey, text=""))
+        shapes.append(dict(type="line", x0=from_x, x1=x, y0=from_y, y1=y, line=dict(color=grey, width=2)))
+        heads.append((x, y, "triangle-right" if x != from_x else "triangle-down"))
 
     end = 2 * L + 1.5 - 0.45
     shapes.append(dict(type="line", x0=0.45, x1=end, y0=0, y1=0, line=dict(color=grey, width=6), layer="below"))
     arrow(end + 0.04, 0, end - 0.3, 0)
     arrow(2 * L + 2.1, 0, 2 * L + 1.95, 0)
-    notes.append(dict(x=(0.45 + end) / 2, y=-0.42, showarrow=False, font=dict(size=13, color=INK),
-                      text=f"the residual stream: {C} numbers per position, for each of the {trace.length} positions of the prompt"))
+    words.append(((0.45 + end) / 2, -0.42, f"the residual stream: {C} numbers per position, for each of the {trace.length} positions of the prompt", 13))
     xs, ys, keys, hover = [], [], [], []
     for stage in stages(L):
         x, y = _stage_place(stage, L)
@@ -131,15 +181,19 @@ def flow_diagram(trace: Trace, selected: str | None = None, block_size: int | No
         shapes.append(dict(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - 0.32, y1=y + 0.32, layer="below",
                            fillcolor=SELECTED_FILL if is_selected else BOX_FILL[stage.kind],
                            line=dict(color="#e07b00" if is_selected else "#7f7f7f", width=3 if is_selected else 1)))
-        notes.append(dict(x=x, y=y, text=text[stage.kind], showarrow=False, font=dict(size=12, color=INK)))
+        words.append((x, y, text[stage.kind], 12))
         if stage.kind in ("attention", "mlp"):  # read from the stream on the left, write back through ⊕ on the right
             shapes.append(dict(type="line", x0=x - 0.3, x1=x - 0.3, y0=0, y1=y - 0.32, line=dict(color=grey, width=2), layer="below"))
             arrow(x + 0.3, 0.09, x + 0.3, y - 0.32)
     for layer in range(L):
         left, right = 1 + 2 * layer - 0.45, 2 + 2 * layer + 0.45
         shapes.append(dict(type="line", x0=left, x1=right, y0=1.42, y1=1.42, line=dict(color="#bbbbbb", width=1)))
-        notes.append(dict(x=(left + right) / 2, y=1.55, text=f"layer {layer + 1}", showarrow=False, font=dict(size=13, color=INK)))
-    figure = go.Figure(layout=dict(shapes=shapes, annotations=notes))
+        words.append(((left + right) / 2, 1.55, f"layer {layer + 1}", 13))
+    figure = go.Figure(layout=dict(shapes=shapes))
+    figure.add_trace(go.Scatter(x=[w[0] for w in words], y=[w[1] for w in words], text=[w[2] for w in words], mode="text",
+                                textfont=dict(size=[w[3] for w in words], color=INK), hoverinfo="skip", showlegend=False))
+    figure.add_trace(go.Scatter(x=[h[0] for h in heads], y=[h[1] for h in heads], mode="markers", hoverinfo="skip", showlegend=False,
+                                marker=dict(symbol=[h[2] for h in heads], size=10, color=grey)))
     adds = [i for i, key in enumerate(keys) if "_add" in key]
     figure.add_trace(go.Scatter(
         x=[xs[i] for i in adds], y=[ys[i] for i in adds], mode="markers+text", text=["+"] * len(adds), textfont=dict(size=16, color=INK),
@@ -155,34 +209,33 @@ def flow_diagram(trace: Trace, selected: str | None = None, block_size: int | No
     context = f", context up to {block_size} {unit}" if block_size else ""
     figure.update_layout(
         title=f"{L} layer{'s' if L > 1 else ''}, d_model {C}, {H} head{'s' if H > 1 else ''} of {hs}, MLP {M} wide, vocabulary {V}{context}",
-        height=320, margin=dict(l=10, r=10, t=50, b=10), dragmode=False, clickmode="event+select", plot_bgcolor="white",
+        height=320, dragmode=False, clickmode="event+select", plot_bgcolor="white",
         xaxis=dict(visible=False, range=[-0.55, 2 * L + 3.25], fixedrange=True),
         yaxis=dict(visible=False, range=[-0.6, 1.7], fixedrange=True),
     )
-    return figure
+    return fixed_margins(figure, left=10, bottom=10, top=50)
 
 
 # A stage's numbers.
 
 
-def _colorbar(figure: go.Figure, row: int, title: str) -> dict:
-    domain = figure.layout[f"yaxis{'' if row == 1 else row}"].domain
-    return dict(title=dict(text=title, side="right"), y=(domain[0] + domain[1]) / 2, len=max(domain[1] - domain[0], 0.12), thickness=12)
-
-
 def stage_figure(trace: Trace, numbers: list[Numbers], position: int, title: str) -> go.Figure:
-    """One stage's vectors at one position, as strips of colour: one row per vector, vectors of a kind together."""
+    """One stage's vectors at one position, as strips of colour: one row per vector, vectors of a kind together,
+    each kind in a panel of its own (laid out here: plotly's make_subplots takes longer than the rest of the figure)."""
     groups: list[list[Numbers]] = []
     for entry in numbers:
         if groups and groups[-1][0].axis == entry.axis and groups[-1][0].values.shape == entry.values.shape:
             groups[-1].append(entry)
         else:
             groups.append([entry])
-    heights = [34 * len(group) + 10 for group in groups]  # pixels per strip group
-    gap, margin = 78, 60  # pixels between groups (room for the axis's ticks and title), and above and below
+    heights = [34 * len(group) + 10 for group in groups]  # pixels per panel
+    gap, margin = 78, 60  # pixels between panels (room for an axis's labels and title), and below the last
     total = sum(heights) + gap * (len(groups) - 1)
-    figure = make_subplots(rows=len(groups), cols=1, row_heights=heights, vertical_spacing=gap / total if len(groups) > 1 else 0)
+    figure = go.Figure()
+    row_labels, top = [], 0
     for row, group in enumerate(groups, start=1):
+        domain = [1 - (top + heights[row - 1]) / total, 1 - top / total]
+        top += heights[row - 1] + gap
         values = np.stack([entry.values for entry in group])  # (vectors, n)
         axis = group[0].axis
         probability = axis == "key" or group[0].name == "probabilities"
@@ -191,22 +244,29 @@ def stage_figure(trace: Trace, numbers: list[Numbers], position: int, title: str
         if axis == "key":
             values = np.where(np.arange(columns) > position, np.nan, values)  # ahead of the query: never looked at
         extent = float(np.nanmax(np.abs(values))) or 1.0
+        suffix = "" if row == 1 else str(row)
         figure.add_trace(go.Heatmap(
-            z=values, x=list(range(columns)), y=norms, colorscale=WEIGHTS if probability else SIGNED,
+            z=values, x=list(range(columns)), y=norms, xaxis=f"x{suffix}", yaxis=f"y{suffix}", colorscale=WEIGHTS if probability else SIGNED,
             zmin=0 if probability else -extent, zmax=1 if probability else extent, xgap=1 if columns <= 64 else 0, ygap=2,
-            colorbar=_colorbar(figure, row, "weight" if probability else "value"),
+            showscale=False,  # the scale is in the axis title: a colorbar per panel cost more to draw than the panel
             texttemplate="%{z:.2f}" if columns <= 16 else None,
             hovertemplate="%{y}<br>entry %{x}: %{z:.4f}<extra></extra>",
-        ), row=row, col=1)
+        ))
+        figure.layout[f"xaxis{suffix}"] = dict(anchor=f"y{suffix}", nticks=8)
+        figure.layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", domain=domain, autorange="reversed")
+        axis_text(figure, norms, norms, 11, "left", row)
+        row_labels += norms
+        standoff = 4
         if axis == "key":
-            figure.update_xaxes(**_token_axis(trace), row=row, col=1)
+            standoff = 2 * token_axis_text(figure, trace, subplot=row)
         elif axis == "vocab":
-            figure.update_xaxes(tickmode="array", tickvals=list(range(columns)), ticktext=[shown(t) for t in trace.vocabulary],
-                                tickfont=dict(size=9 if columns > 30 else 11), tickangle=0, row=row, col=1)
-        figure.update_xaxes(title=dict(text=AXES[axis], standoff=4, font=dict(size=12)), row=row, col=1)
-        figure.update_yaxes(autorange="reversed", tickfont=dict(size=11, color=INK), row=row, col=1)
-    figure.update_layout(title=title, height=total + margin + 50, margin=dict(l=10, r=10, t=50, b=margin))
-    return figure
+            size = 9 if columns > 30 else 11
+            axis_text(figure, list(range(columns)), [shown(t) for t in trace.vocabulary], size, subplot=row)
+            standoff = 2 * size
+        scale = "colour: weight from 0 (white) to 1 (dark blue)" if probability else f"colour: from {-extent:.2f} (blue) through 0 (white) to {extent:.2f} (red)"
+        figure.layout[f"xaxis{suffix}"].title = dict(text=f"{AXES[axis]}   ·   {scale}", standoff=standoff, font=dict(size=12))
+    figure.update_layout(title=title, height=total + margin + 50)
+    return fixed_margins(figure, left=_label_px(row_labels) + 14, bottom=margin, top=50)
 
 
 def matrix_figure(values: np.ndarray, title: str, row_labels=None, column_labels=None, probability: bool = False,
@@ -223,12 +283,11 @@ def matrix_figure(values: np.ndarray, title: str, row_labels=None, column_labels
         colorscale=WEIGHTS if probability else SIGNED, zmin=0 if probability else -(extent or 1.0), zmax=1 if probability else (extent or 1.0),
         texttemplate="%{z:.2f}", textfont=dict(size=10), showscale=False, hovertemplate="row %{y}, column %{x}: %{z:.4f}<extra></extra>",
     ))
-    figure.update_layout(title=dict(text=title, font=dict(size=13)), height=int(100 + 26 * rows + (22 if x_title else 0)),
-                         margin=dict(l=10, r=10, t=40, b=30))
+    figure.update_layout(title=dict(text=title, font=dict(size=13)), height=int(100 + 26 * rows + (22 if x_title else 0)))
     figure.update_xaxes(type="category", side="bottom", tickangle=0,
                         title=dict(text=x_title, font=dict(size=11), standoff=4) if x_title else None)
     figure.update_yaxes(type="category", autorange="reversed")
-    return figure
+    return fixed_margins(figure, left=_label_px(row_labels, 12) + 14, bottom=30 + (22 if x_title else 0), top=40)
 
 
 # Attention.
@@ -238,48 +297,61 @@ def attention_heatmap(trace: Trace, layer: int, head: int, position: int | None 
     """One head's weights: row = the position reading (query), column = the position read (key); above the diagonal is the future."""
     T = trace.length
     weights = np.where(np.tri(T, dtype=bool), trace.attention[layer, head], np.nan).astype(np.float32)  # (T, T), the future left blank
-    names = [position_label(trace, i) for i in range(T)]  # unique, so the axes can be categories that hover names in full
-    axis = {**_token_axis(trace), "type": "category"}
-    axis["tickvals"] = [names[i] for i in axis["tickvals"]]
+    names = [position_label(trace, i) for i in range(T)]
+    reads = np.array([[f"query {names[i]} reads key {names[j]}" if j <= i else "" for j in range(T)] for i in range(T)])  # (T, T)
     figure = go.Figure(go.Heatmap(
-        z=weights, x=names, y=names, colorscale=WEIGHTS, zmin=0, zmax=1, xgap=1 if T <= 40 else 0, ygap=1 if T <= 40 else 0,
-        hovertemplate="query %{y} reads key %{x}<br>weight %{z:.3f}<extra></extra>",
+        z=weights, x=list(range(T)), y=list(range(T)), colorscale=WEIGHTS, zmin=0, zmax=1, xgap=1 if T <= 40 else 0, ygap=1 if T <= 40 else 0,
+        text=reads, hovertemplate="%{text}<br>weight %{z:.3f}<extra></extra>",
         colorbar=dict(title=dict(text="weight<br>(each row<br>sums to 1)", side="top"), thickness=12, len=0.7),
         texttemplate="%{z:.2f}" if T <= 8 else None,
     ))
-    if position is not None:  # on a category axis, position i is at i
+    # the tokens along both axes, as text just outside the plotting area (see axis_text)
+    ticks, labels, size = _token_labels(trace)
+    text = dict(mode="text", text=labels, textfont=dict(size=size, color=INK), cliponaxis=False, hoverinfo="skip", showlegend=False)
+    figure.add_trace(go.Scatter(x=ticks, y=[T - 0.5] * len(ticks), textposition="bottom center", **text))
+    figure.add_trace(go.Scatter(x=[-0.5] * len(ticks), y=ticks, textposition="middle left", **text))
+    if position is not None:
         figure.add_shape(type="rect", x0=-0.5, x1=position + 0.5, y0=position - 0.5, y1=position + 0.5, line=dict(color="#e07b00", width=2))
     figure.update_layout(
         title=dict(text=f"Layer {layer + 1}, head {head + 1}",
                    subtitle=dict(text="how much each position (row) reads from each earlier one (column)")),
-        height=400 if T <= 8 else 680, margin=dict(l=10, r=10, t=75, b=10),
-        xaxis=dict(title="key: the position being read", side="bottom", constrain="domain", **axis),
-        yaxis=dict(title="query: the position reading", autorange="reversed", scaleanchor="x", constrain="domain", **axis),
+        height=400 if T <= 8 else 680,
+        xaxis=dict(title=dict(text="key: the position being read", standoff=2 * size), range=[-0.5, T - 0.5], constrain="domain",
+                   showticklabels=False, showgrid=False, zeroline=False, ticks=""),
+        yaxis=dict(title=dict(text="query: the position reading", standoff=_label_px(labels, size) + 6), range=[T - 0.5, -0.5],
+                   scaleanchor="x", constrain="domain", showticklabels=False, showgrid=False, zeroline=False, ticks=""),
     )
-    return figure
+    return fixed_margins(figure, left=_label_px(labels, size) + AXIS_TITLE_PX + 30, bottom=2 * size + AXIS_TITLE_PX, top=75)
 
 
 def attention_overview(trace: Trace, layer: int, selected: int | None = None) -> go.Figure:
-    """Every head of one layer, small, side by side (weights drawn in 256 shades, which keeps a long prompt's figure light)."""
+    """Every head of one layer, small, in rows of three: one heatmap with the heads tiled in it, which draws
+    far faster than a subplot per head (weights in 256 shades, which keeps a long prompt's figure light)."""
     H, T = trace.n_head, trace.length
     columns = min(H, 3)
     rows = -(-H // columns)
-    figure = make_subplots(rows=rows, cols=columns, horizontal_spacing=0.04, vertical_spacing=0.12 / rows if rows > 1 else 0,
-                           subplot_titles=[f"head {h + 1}" for h in range(H)])
+    gap = max(2, T // 6)  # cells between tiles
+    step = T + gap
+    tiles = np.zeros((rows * step - gap, columns * step - gap), dtype=np.uint8)
+    shapes, corners = [], []
     for h in range(H):
-        shades = np.round(np.where(np.tri(T, dtype=bool), trace.attention[layer, h], 0.0) * 255).astype(np.uint8)  # (T, T)
-        figure.add_trace(go.Heatmap(z=shades, colorscale=WEIGHTS, zmin=0, zmax=255, showscale=False, hoverinfo="skip"),
-                         row=h // columns + 1, col=h % columns + 1)
-    figure.update_xaxes(showticklabels=False, showgrid=False, constrain="domain")
-    figure.update_yaxes(showticklabels=False, showgrid=False, autorange="reversed", scaleanchor="x", constrain="domain")
-    if selected is not None:
-        suffix = "" if selected == 0 else str(selected + 1)
-        figure.add_shape(type="rect", xref=f"x{suffix} domain", yref=f"y{suffix} domain", x0=0, x1=1, y0=0, y1=1,
-                         line=dict(color="#e07b00", width=3))
-    figure.update_annotations(font_size=12)
-    figure.update_layout(title=dict(text=f"Every head of layer {layer + 1}", subtitle=dict(text="the orange frame is the one drawn large")),
-                         height=110 + 200 * rows, margin=dict(l=10, r=10, t=95, b=10))
-    return figure
+        top, left = (h // columns) * step, (h % columns) * step
+        tiles[top : top + T, left : left + T] = np.round(np.where(np.tri(T, dtype=bool), trace.attention[layer, h], 0.0) * 255)
+        chosen = h == selected
+        shapes.append(dict(type="rect", x0=left - 0.5, x1=left + T - 0.5, y0=top - 0.5, y1=top + T - 0.5,
+                           line=dict(color="#e07b00" if chosen else "#bbbbbb", width=3 if chosen else 1)))
+        corners.append((left + T / 2 - 0.5, top - 0.5))
+    figure = go.Figure(go.Heatmap(z=tiles, colorscale=WEIGHTS, zmin=0, zmax=255, showscale=False, hoverinfo="skip"))
+    figure.add_trace(go.Scatter(x=[x for x, _ in corners], y=[y for _, y in corners], mode="text", text=[f"head {h + 1}" for h in range(H)],
+                                textposition="top center", textfont=dict(size=12, color=INK), cliponaxis=False, hoverinfo="skip",
+                                showlegend=False))
+    figure.update_layout(
+        title=dict(text=f"Every head of layer {layer + 1}", subtitle=dict(text="the orange frame is the one drawn large")),
+        height=130 + 130 * rows, shapes=shapes, plot_bgcolor="white",
+        xaxis=dict(visible=False, range=[-0.5, tiles.shape[1] - 0.5], constrain="domain"),
+        yaxis=dict(visible=False, range=[tiles.shape[0] - 0.5, -0.5], scaleanchor="x", constrain="domain", constraintoward="top"),
+    )
+    return fixed_margins(figure, left=10, bottom=10, top=110)
 
 
 # The residual stream.
@@ -294,10 +366,12 @@ def step_norms_figure(trace: Trace) -> go.Figure:
         texttemplate="%{z:.1f}" if trace.length <= 12 else None,
         hovertemplate="%{y} at position %{x}: wrote a vector of norm %{z:.3f}<extra></extra>",
     ))
+    size = token_axis_text(figure, trace)
+    axis_text(figure, trace.step_names(), trace.step_names(), 12, "left")
     figure.update_layout(title=dict(text="How much each step writes into the stream", subtitle=dict(text="the L2 norm of its output, per position")),
-                         height=145 + 30 * len(norms), margin=dict(l=10, r=10, t=75, b=10),
-                         xaxis=dict(title="position in the prompt", **_token_axis(trace)), yaxis=dict(autorange="reversed"))
-    return figure
+                         height=145 + 30 * len(norms),
+                         xaxis=dict(title=dict(text="position in the prompt", standoff=2 * size)), yaxis=dict(autorange="reversed"))
+    return fixed_margins(figure, left=_label_px(trace.step_names(), 12) + 14, bottom=2 * size + AXIS_TITLE_PX, top=75)
 
 
 def position_norms_figure(trace: Trace, position: int) -> go.Figure:
@@ -307,10 +381,12 @@ def position_norms_figure(trace: Trace, position: int) -> go.Figure:
     figure.add_trace(go.Bar(x=names, y=trace.step_norms()[:, position], name="norm of the step's write", marker_color=COLORS[0]))
     figure.add_trace(go.Scatter(x=names, y=trace.stream_norms()[:, position], name="norm of the stream after it", mode="lines+markers",
                                 line=dict(color=COLORS[1])))
-    figure.update_layout(title=dict(text=f"At position {position_label(trace, position)}", subtitle=dict(text="each step's write, and the stream it builds")),
-                         yaxis_title="L2 norm", height=360, margin=dict(l=10, r=10, t=75, b=10),
-                         legend=dict(yanchor="top", y=0.99, xanchor="left", x=0.01, bgcolor="rgba(255,255,255,0.8)"))
-    return figure
+    # the subtitle is the legend: a legend box is one more thing plotly measures and places
+    figure.update_layout(title=dict(text=f"At position {position_label(trace, position)}",
+                                    subtitle=dict(text="bars: each step's write · line: the stream after it")),
+                         yaxis=dict(title=dict(text="L2 norm", standoff=TITLE_STANDOFF)), xaxis=dict(tickangle=-45), height=360, showlegend=False)
+    slanted = int(_label_px(names, 12) * 0.71) + 20  # the labels' depth at 45 degrees
+    return fixed_margins(figure, left=_label_px(["00.0"], 12) + AXIS_TITLE_PX + 6, bottom=slanted, top=75)
 
 
 # The logit lens and the final softmax.
@@ -333,10 +409,12 @@ def lens_figure(trace: Trace, position: int | None = None) -> go.Figure:
     if position is not None:
         figure.add_shape(type="rect", x0=position - 0.5, x1=position + 0.5, y0=-0.5, y1=rows - 0.5, line=dict(color="#e07b00", width=2))
     figure.update_layout(title=dict(text="Logit lens: the top guess for the next token", subtitle=dict(text="if the model stopped after each layer")),
-                         height=175 + 42 * rows, margin=dict(l=10, r=10, t=75, b=10),
-                         xaxis=dict(title="position in the prompt (the guess is for the token after it)", **_token_axis(trace)),
+                         height=175 + 42 * rows,
                          yaxis=dict(autorange="reversed"))
-    return figure
+    size = token_axis_text(figure, trace)
+    axis_text(figure, trace.lens_names(), trace.lens_names(), 12, "left")
+    figure.layout.xaxis.title = dict(text="position in the prompt (the guess is for the token after it)", standoff=2 * size)
+    return fixed_margins(figure, left=_label_px(trace.lens_names(), 12) + 14, bottom=2 * size + AXIS_TITLE_PX, top=75)
 
 
 def lens_table(trace: Trace, position: int, k: int = 5) -> list[dict[str, str]]:
@@ -367,10 +445,11 @@ def probability_bars(trace: Trace, position: int, probs: np.ndarray, temperature
     unit = "word" if max(map(len, trace.vocabulary)) > 1 else "character"
     figure.update_layout(
         title=f"The next {unit} after position {position_label(trace, position)}: the {k} likeliest of {trace.vocab_size}",
-        yaxis=dict(title="probability", range=[0, 1.08], tickformat=".0%"), xaxis=dict(title=f"next {unit}", type="category", tickangle=0),
-        height=380, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+        yaxis=dict(title=dict(text="probability", standoff=TITLE_STANDOFF), range=[0, 1.08], tickformat=".0%"),
+        xaxis=dict(title=dict(text=f"next {unit}", standoff=TITLE_STANDOFF), type="category", tickangle=0),
+        height=380, legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
     )
-    return figure
+    return fixed_margins(figure, left=_label_px(["100%"], 12) + AXIS_TITLE_PX + 6, bottom=2 * 12 + AXIS_TITLE_PX, top=50)
 
 
 # The toy, in full.
