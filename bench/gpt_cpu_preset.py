@@ -1,24 +1,30 @@
-"""nanoGPT's CPU recipe run in full, as its README does: the val loss at iteration 2000 and the wall time.
+"""nanoGPT's CPU recipe run in full by the engine and by nanoGPT's own loop, in one run: val loss and speed.
 
-    DLLAB_DATA_DIR=../shared/data python -m bench.gpt_cpu_preset               # about two minutes per seed
+    DLLAB_DATA_DIR=../shared/data python -m bench.gpt_cpu_preset               # about four minutes per seed
     DLLAB_DATA_DIR=../shared/data python -m bench.gpt_cpu_preset --seeds 1337 1 2
 
-Prints, per seed: the val loss as the training loop estimates it (20 batches of 12 x 64, as nanoGPT does),
-the loss over the whole validation split (111,540 characters, which the 20 batches sample), and the
-seconds for the whole run with its evaluations; beside nanoGPT's 1.8857 in 98.6 s on this lab's 2 cores.
-The 20-batch figure moves by a few hundredths between seeds, so the whole-split loss is the one to compare.
+Per seed, two full runs of the CPU preset (2000 iterations, evaluations every 250): engine.gpt.train, the
+loop the app and the CLI drive (reporting every iteration, a text sample at each evaluation), and
+bench/nanogpt_reference.py, nanoGPT's train.py written out plainly. Printed for each: the val loss at
+iteration 2000 as the loop estimates it (20 batches of 12 x 64), the loss over the whole validation split
+(111,540 characters), the median milliseconds per iteration (evaluations left out) with tokens per second,
+and the seconds for the whole run. nanoGPT's README figure on this lab's machine: 1.8857 at iteration 2000
+with seed 1337, about 36 ms/iter, 98.6 s for the run. The 20-batch figure moves by a few hundredths
+between seeds; for the same seed the two loops draw the same batches, so their figures should agree.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from engine.core.device import describe_device, pick_device
+from bench.machine import describe_machine
+from bench.nanogpt_reference import train_like_nanogpt
 from engine.core.jobs import SilentReporter
 from engine.gpt.data import load_shakespeare, prepare_text
 from engine.gpt.train import CPU, REFERENCE_VAL_LOSS, split_loss, train
@@ -28,26 +34,37 @@ NANOGPT_SECONDS = 98.6  # nanoGPT's train.py with the CPU recipe on this lab's 2
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[CPU.seed], help="one run per seed (default %(default)s)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[CPU.seed], help="one pair of runs per seed (default %(default)s)")
     parser.add_argument("--data-dir", type=Path, help="a folder holding shakespeare/input.txt")
     args = parser.parse_args()
 
-    print(f"device: {describe_device(pick_device('cpu'))}; torch {torch.__version__}")
+    print(f"machine: {describe_machine()}; {torch.get_num_threads()} threads")
     data = prepare_text(load_shakespeare(args.data_dir), "tiny Shakespeare")
     reference = REFERENCE_VAL_LOSS["cpu"]
+    print(f"nanoGPT's README on this machine: val loss {reference} at iteration 2000 (seed 1337), {NANOGPT_SECONDS} s")
+    tokens = CPU.tokens_per_iter
     for seed in args.seeds:
-        config = replace(CPU, seed=seed, device="cpu")
+        config = replace(CPU, seed=seed, device="cpu", log_interval=1)
         report = SilentReporter()
         started = time.perf_counter()
         result = train(config, data, report)
-        seconds = time.perf_counter() - started
-        last = [row for row in report.metrics if "val_loss" in row][-1]
-        whole = split_loss(result.model, data.val)
-        print(
-            f"seed {seed}: iteration {last['step']}  val loss {last['val_loss']:.4f} (20 batches; nanoGPT {reference})  "
-            f"whole val split {whole:.4f}  best {result.best_val_loss:.4f} at {result.best_iter}  "
-            f"{seconds:.1f} s for the run (nanoGPT {NANOGPT_SECONDS} s, ratio {NANOGPT_SECONDS / seconds:.2f}x)"
-        )
+        engine_seconds = time.perf_counter() - started
+        engine_val = [row for row in report.metrics if "val_loss" in row][-1]["val_loss"]
+        engine_ms = statistics.median(row["ms_per_iter"] for row in report.metrics if "ms_per_iter" in row)
+        engine_whole = split_loss(result.model, data.val)
+
+        plain = train_like_nanogpt(config, data)
+        plain_ms = statistics.median(plain.ms_per_iter)
+        plain_whole = split_loss(plain.model, data.val)
+
+        for label, val, whole, ms, seconds in (
+            ("engine.gpt.train     ", engine_val, engine_whole, engine_ms, engine_seconds),
+            ("nanoGPT's loop, plain", plain.evaluations[config.max_iters][1], plain_whole, plain_ms, plain.seconds),
+        ):
+            print(f"seed {seed} {label}: val loss at 2000 {val:.4f} (20 batches)  whole val split {whole:.4f}  "
+                  f"{ms:.1f} ms/iter ({tokens / (ms / 1000):,.0f} tokens/s)  {seconds:.1f} s for the run")
+        print(f"seed {seed}: engine throughput / nanoGPT loop's = {plain_ms / engine_ms:.2f}x per iteration, "
+              f"{plain.seconds / engine_seconds:.2f}x for the whole run (target: at least 1.00x)")
 
 
 if __name__ == "__main__":

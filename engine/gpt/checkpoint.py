@@ -42,9 +42,13 @@ def find_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def save_training(path: Path, model: GPT, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer, card: dict) -> Path:
-    """Write the model, AdamW's moments and the card; returns the weights file."""
+def save_training(path: Path, model: GPT, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer, card: dict,
+                  batch_stream: torch.Tensor | None = None) -> Path:
+    """Write the model, AdamW's moments, the batch generator's state (`batch_stream`, so that a resumed run
+    draws the batches the run would have drawn) and the card; returns the weights file."""
     tensors: dict[str, torch.Tensor] = {}
+    if batch_stream is not None:
+        tensors["batches.state"] = batch_stream
     step = None
     for name, parameter in model.named_parameters():  # named_parameters() lists the tied weight once
         tensors[f"model.{name}"] = parameter
@@ -93,6 +97,7 @@ class TrainingState:
     iter_num: int
     best_val_loss: float
     seconds: float
+    batch_stream: torch.Tensor | None = None  # the batch generator's state; checkpoints from before it was saved lack it
 
 
 def restore_training(path: str | Path, model: GPT, optimizer: torch.optim.Optimizer, data: CharData) -> TrainingState:
@@ -111,9 +116,11 @@ def restore_training(path: str | Path, model: GPT, optimizer: torch.optim.Optimi
     load_adam_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
     try:
         metrics = card["metrics"]
-        return TrainingState(int(metrics["iter"]), float(metrics["best_val_loss"]), float(metrics.get("seconds", 0.0)))
+        iter_num, best_val_loss, seconds = int(metrics["iter"]), float(metrics["best_val_loss"]), float(metrics.get("seconds", 0.0))
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"The card {card_path(path)} has no usable training metrics ({error}).") from None
+    stream = torch.from_numpy(arrays["batches.state"].copy()) if "batches.state" in arrays else None
+    return TrainingState(iter_num, best_val_loss, seconds, stream)
 
 
 def vocabulary_difference(checkpoint: CharTokenizer, text: CharTokenizer, text_name: str) -> str:

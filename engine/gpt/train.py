@@ -184,16 +184,11 @@ def get_lr(it: int, config: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast) -> dict[str, float]:
-    """Mean loss over eval_iters batches of each split, in nats per character.
-
-    The batches are the same at every evaluation (their own generator, seeded from config.seed), so
-    two evaluations differ only by the model, and "best so far" is not decided by which batches came up.
-    """
+def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast, batches: torch.Generator) -> dict[str, float]:
+    """Mean loss over eval_iters batches of each split drawn from `batches`, in nats per character."""
     model.eval()
     losses = {}
     for split_name, split in (("train", data.train), ("val", data.val)):
-        batches = torch.Generator().manual_seed(config.seed + 1)
         total = 0.0
         for _ in range(config.eval_iters):
             X, Y = get_batch(split, config.block_size, config.batch_size, batches, device)
@@ -295,13 +290,24 @@ def train(
     saved: Path | None = None
     best_weights = copy_weights(raw_model) if resume is not None else None  # the result's weights, even without `out`
 
-    # a resumed run draws batches it has not seen, rather than the first run's again
-    train_batches = torch.Generator().manual_seed(config.seed + iter_num)
+    # Batches come from the random stream of nanoGPT's train.py: torch's global generator as the model's
+    # initialisation left it, drawn in its order (the first training batch; at each evaluation eval_iters
+    # batches of each split; then a training batch per iteration). Without dropout (whose masks come from
+    # the global generator) a run is nanoGPT's own for the same seed, so its reference figures can be met
+    # exactly (bench/gpt_cpu_preset.py). A checkpoint keeps the stream's state from before the batch in
+    # hand was drawn, so a resumed run draws what the run would have drawn.
+    batches = torch.Generator().set_state(torch.get_rng_state())
+    if resume is not None:
+        if state.batch_stream is not None:
+            batches.set_state(state.batch_stream)
+        else:  # a checkpoint from before the stream was saved: at least not the first run's batches again
+            batches.manual_seed(config.seed + iter_num)
     started = time.perf_counter()
     step_seconds, steps_timed = 0.0, 0
     model.train()
     report.progress(iter_num, config.max_iters)
-    X, Y = get_batch(data.train, config.block_size, config.batch_size, train_batches, device)
+    stream_before_batch = batches.get_state()
+    X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)
     while True:
         lr = get_lr(iter_num, config)
         for group in optimizer.param_groups:
@@ -310,7 +316,7 @@ def train(
         # evaluate, sample, keep the best; the run's last iteration is always evaluated
         finishing = iter_num >= config.max_iters or report.stop_requested
         if iter_num % config.eval_interval == 0 or finishing:
-            losses = estimate_loss(model, data, config, device, autocast)
+            losses = estimate_loss(model, data, config, device, autocast, batches)
             report.metric(iter_num, train_loss=losses["train"], val_loss=losses["val"])
             if config.sample_chars:
                 report.snapshot("sample", sample_text(raw_model, data, config))
@@ -324,7 +330,8 @@ def train(
                         "iter": iter_num,
                         "seconds": round(seconds_before + time.perf_counter() - started, 2),
                     }
-                    saved = save_training(checkpoint, raw_model, optimizer, data.tokenizer, card_for(config, data, metrics, command))
+                    saved = save_training(checkpoint, raw_model, optimizer, data.tokenizer, card_for(config, data, metrics, command),
+                                          stream_before_batch)
         if finishing:
             break
 
@@ -334,7 +341,8 @@ def train(
             with autocast:
                 _, loss = model(X, Y)
                 loss = loss / config.gradient_accumulation_steps  # the summed gradients are then the mean's
-            X, Y = get_batch(data.train, config.block_size, config.batch_size, train_batches, device)  # while the GPU works
+            stream_before_batch = batches.get_state()
+            X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)  # while the GPU works
             loss.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

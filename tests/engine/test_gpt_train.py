@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from bench.nanogpt_reference import train_like_nanogpt
 from engine.core.errors import CheckpointError, ConfigError, DataError
 from engine.core.jobs import SilentReporter
 from engine.gpt.checkpoint import load_model, restore_training
@@ -115,6 +116,22 @@ def test_resume_continues_from_the_saved_iteration_with_the_saved_state(data, tm
     assert resumed.best_val_loss <= first.best_val_loss
 
 
+def test_a_stopped_run_resumed_is_the_run_that_was_never_stopped(data, tmp_path):
+    config = replace(TINY, log_interval=1)
+    whole = SilentReporter()
+    train(config, data, whole)
+    stopped = train(config, data, SilentReporter(stop_after=12), out=tmp_path / "run")  # rows: eval 0, losses 0-10 -> stop at 11
+    assert stopped.stopped and stopped.best_iter == 11
+    resumed = SilentReporter()
+    train(config, data, resumed, resume=tmp_path / "run")  # the same weights, Adam moments and batches from iteration 11 on
+
+    def losses(report):  # (step, training loss or evaluation) from iteration 11 on; the timings differ, of course
+        return [(row["step"], row.get("loss", row.get("val_loss"))) for row in report.metrics if row["step"] >= 11]
+
+    assert len(losses(resumed)) == 49 + 3  # 49 training steps, evaluations at 20, 40 and 60
+    assert losses(resumed) == pytest.approx(losses(whole), rel=1e-5)
+
+
 def test_restoring_puts_back_weights_and_adam_moments(data, tmp_path):
     first = train(TINY, data, SilentReporter(), out=tmp_path / "run")
     model = GPT(TINY.model_config(data.tokenizer.vocab_size))
@@ -186,11 +203,28 @@ def test_cpu_preset_on_tiny_shakespeare_starts_at_the_uniform_loss():
     assert report.metrics[0]["val_loss"] == pytest.approx(math.log(65), abs=0.05)  # 4.17 nats per character
 
 
+def test_a_run_is_nanogpts_own_run_for_the_same_seed(data):
+    """Same initial weights, same batches in the same order (training and evaluation), so the same losses as
+    nanoGPT's train.py: what lets the CPU preset meet nanoGPT's figure exactly. Sampling at each evaluation
+    must not disturb the stream."""
+    config = replace(TINY, max_iters=40, log_interval=1, device="cpu")
+    report = SilentReporter()
+    train(config, data, report)
+    reference = train_like_nanogpt(config, data)
+    engine_losses = [row["loss"] for row in report.metrics if "loss" in row]
+    assert engine_losses == pytest.approx(reference.losses, rel=1e-6) and len(engine_losses) == 40
+    evaluations = {row["step"]: (row["train_loss"], row["val_loss"]) for row in report.metrics if "val_loss" in row}
+    assert evaluations.keys() == reference.evaluations.keys() == {0, 20, 40}
+    for step, (train_loss, val_loss) in evaluations.items():
+        assert (train_loss, val_loss) == pytest.approx(reference.evaluations[step], rel=1e-6)
+
+
 def test_the_whole_split_loss_is_what_random_windows_estimate(data):
     torch.manual_seed(0)
     result = train(replace(TINY, max_iters=30, sample_chars=0, device="cpu"), data, SilentReporter())
     whole = split_loss(result.model, data.val)
     assert whole == pytest.approx(split_loss(result.model, data.val, batch_size=1), rel=1e-5)  # batching changes nothing
-    sampled = estimate_loss(result.model, data, replace(TINY, batch_size=64, eval_iters=40), "cpu", torch.no_grad())["val"]
+    batches = torch.Generator().manual_seed(0)
+    sampled = estimate_loss(result.model, data, replace(TINY, batch_size=64, eval_iters=40), "cpu", torch.no_grad(), batches)["val"]
     assert whole == pytest.approx(sampled, abs=0.05)
     assert whole < math.log(data.tokenizer.vocab_size) - 0.3  # and the model did learn something
