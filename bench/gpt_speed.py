@@ -5,10 +5,10 @@
 
 1. Training: --iters iterations of the CPU preset on tiny Shakespeare through engine.gpt.train, the
    real loop, logging every iteration; ms/iter and tokens/s as the loop reports them, leaving out
-   the first 10 as warm-up. Beside it, in the same run, a plain loop in the shape of nanoGPT's
-   train.py (random batch, forward, backward, clip, AdamW step; nothing else) on the same model: what
-   the engine's loop costs on top of the arithmetic. nanoGPT's own train.py with these settings: about
-   36 ms/iter on this lab's 2 cores (it is not installed here, so that figure is quoted, not measured).
+   the first 10 as warm-up. Beside it, in the same run, nanoGPT's train.py loop written out plainly
+   (bench/nanogpt_reference.py: random batch, forward, backward, clip, AdamW step; nothing else) on the
+   same model. nanoGPT's README quotes about 36 ms/iter for these settings on this lab's 2 cores.
+   bench/gpt_cpu_preset.py runs both for the whole 2000 iterations.
 2. Generation from the model just trained: --tokens characters with the key/value cache
    (sample.generate) and with nanoGPT's full recompute (sample.generate_full_recompute), same seed;
    ms per character each, and the ratio (target 5x). Both must write the same first block_size - 1
@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import torch  # noqa: E402
 
-from engine.core.device import describe_device, pick_device, seed_everything  # noqa: E402
+from bench.nanogpt_reference import train_like_nanogpt  # noqa: E402
+from engine.core.device import describe_device, pick_device  # noqa: E402
 from engine.core.jobs import SilentReporter  # noqa: E402
-from engine.gpt.data import get_batch, load_shakespeare, prepare_text  # noqa: E402
+from engine.gpt.data import load_shakespeare, prepare_text  # noqa: E402
 from engine.gpt.model import GPT  # noqa: E402
 from engine.gpt.sample import generate, generate_full_recompute  # noqa: E402
 from engine.gpt.train import CPU, GPU, train  # noqa: E402
@@ -51,25 +52,10 @@ def time_training(data, iters: int, device: str):
     return result, statistics.median(ms), statistics.mean(ms), config.tokens_per_iter
 
 
-def time_plain_loop(data, iters: int, device: str) -> float:
-    """Median ms/iter of the bare nanoGPT-shaped loop, first 10 iterations left out."""
-    config = replace(CPU, device=device)
-    seed_everything(config.seed)
-    model = GPT(config.model_config(data.tokenizer.vocab_size)).to(device).train()
-    optimizer = model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2), torch.device(device).type)
-    batches = torch.Generator().manual_seed(config.seed)
-    ms = []
-    for _ in range(iters):
-        started = time.perf_counter()
-        x, y = get_batch(data.train, config.block_size, config.batch_size, batches, device)
-        _, loss = model(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss.item()
-        ms.append(1000 * (time.perf_counter() - started))
-    return statistics.median(ms[10:])
+def time_plain_loop(data, iters: int) -> float:
+    """Median ms/iter of nanoGPT's loop (on the CPU), first 10 iterations left out."""
+    run = train_like_nanogpt(replace(CPU, max_iters=iters, eval_interval=10 * iters), data)
+    return statistics.median(run.ms_per_iter[10:])
 
 
 def time_generation(model: GPT, data, tokens: int, device) -> tuple[float, float, bool]:
@@ -111,9 +97,9 @@ def main() -> None:
         f"{args.iters} iterations, median {median_ms:.1f} ms/iter (mean {mean_ms:.1f}), "
         f"{tokens_per_iter / (median_ms / 1000):,.0f} tokens/s"
     )
-    plain_ms = time_plain_loop(data, args.iters, args.device)
+    plain_ms = time_plain_loop(data, args.iters)
     print(
-        f"training, plain nanoGPT-shaped loop on the same model: median {plain_ms:.1f} ms/iter, "
+        f"training, nanoGPT's loop (bench/nanogpt_reference.py), same model: median {plain_ms:.1f} ms/iter, "
         f"{tokens_per_iter / (plain_ms / 1000):,.0f} tokens/s; the engine's loop runs at {plain_ms / median_ms:.2f}x its speed "
         f"(nanoGPT's train.py here, quoted: ~{NANOGPT_MS_PER_ITER} ms/iter, ratio {NANOGPT_MS_PER_ITER / median_ms:.2f}x)"
     )
