@@ -137,7 +137,8 @@ if position + 1 < T:
                f"the model gives it {trace.probs[position, trace.ids[position + 1]]:.1%}.")
 
 st.subheader("1. The flow")
-st.caption(f"The grey line is the residual stream; blocks above it read from it and add (+) their output back. "
+st.caption(f"The grey line is the residual stream: one vector of {model.config.n_embd} numbers for each of the prompt's {T} positions. "
+           f"Blocks above it read from it and add (+) their output back. "
            f"Click a block or a +, or choose a stage below, to see its numbers at position {position_label(trace, position)}.")
 keys = [stage.key for stage in stages(L)]
 if st.session_state.get("itt_stage") not in keys:

@@ -169,7 +169,8 @@ def flow_diagram(trace: Trace, selected: str | None = None, block_size: int | No
     shapes.append(dict(type="line", x0=0.45, x1=end, y0=0, y1=0, line=dict(color=grey, width=6), layer="below"))
     arrow(end + 0.04, 0, end - 0.3, 0)
     arrow(2 * L + 2.1, 0, 2 * L + 1.95, 0)
-    words.append(((0.45 + end) / 2, -0.42, f"the residual stream: {C} numbers per position, for each of the {trace.length} positions of the prompt", 13))
+    # Nothing here depends on the prompt, so a new prompt leaves the diagram as it is (Streamlit redraws a chart only when it changes).
+    words.append(((0.45 + end) / 2, -0.42, f"the residual stream: {C} numbers for each position of the prompt", 13))
     xs, ys, keys, hover = [], [], [], []
     for stage in stages(L):
         x, y = _stage_place(stage, L)
@@ -191,7 +192,7 @@ def flow_diagram(trace: Trace, selected: str | None = None, block_size: int | No
         words.append(((left + right) / 2, 1.55, f"layer {layer + 1}", 13))
     figure = go.Figure(layout=dict(shapes=shapes))
     figure.add_trace(go.Scatter(x=[w[0] for w in words], y=[w[1] for w in words], text=[w[2] for w in words], mode="text",
-                                textfont=dict(size=[w[3] for w in words], color=INK), hoverinfo="skip", showlegend=False))
+                                textfont=dict(size=[w[3] for w in words], color=INK), cliponaxis=False, hoverinfo="skip", showlegend=False))
     figure.add_trace(go.Scatter(x=[h[0] for h in heads], y=[h[1] for h in heads], mode="markers", hoverinfo="skip", showlegend=False,
                                 marker=dict(symbol=[h[2] for h in heads], size=10, color=grey)))
     adds = [i for i, key in enumerate(keys) if "_add" in key]
