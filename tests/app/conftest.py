@@ -4,8 +4,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.core.jobs import board
+from tests import torch_threads
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For a test module that trains models: `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    with torch_threads.one_torch_thread():
+        yield
 
 
 @pytest.fixture

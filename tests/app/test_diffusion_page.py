@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 import engine.ddpm.checkpoint as ddpm_checkpoint
@@ -25,13 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "lab_pages" / "diffusion.py")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two shared cores: one torch thread keeps these tests to seconds (see the GPT page's tests)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/torch_threads.py
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 import engine.gpt.runs as gpt_runs
@@ -33,13 +32,7 @@ LINES = [
 TEXT = "".join(LINES) * 12  # about 2,800 characters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two shared cores: torch's two threads would wait on each other at every small operation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/torch_threads.py
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import json
 import random
 
 import pytest
-import torch
 
 import engine.gpt.runs as gpt_runs
 from engine.core.jobs import JobState, SilentReporter, board
@@ -27,14 +26,7 @@ def rhymes(characters: int = 1200, seed: int = 0) -> str:
     return text[:characters]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two cores are shared with other work: torch's two OpenMP threads then wait on each other at every small
-    operation (a tiny run takes 30 s instead of 0.4 s). One thread keeps these tests to seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/torch_threads.py
 
 
 @pytest.fixture(scope="module")

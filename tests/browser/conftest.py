@@ -4,6 +4,7 @@ Debian's Chromium (/usr/bin/chromium) is used where it is installed, else Playwr
 (`python -m playwright install chromium`). Screenshots go to artifacts/ (ignored by git).
 """
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,14 @@ import pytest
 from tests.browser.server import CHROMIUM_ARGS, ROOT, chromium_executable, serve_app
 
 ARTIFACTS = ROOT / "artifacts"
+
+
+@contextmanager
+def serve_lab(runs: Path):
+    """A fresh server whose runs live in `runs`, with torch on one thread (the two cores are shared with Chromium)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve_app(env={"DLLAB_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1"}) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

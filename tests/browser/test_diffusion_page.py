@@ -9,8 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, screenshot
-from tests.browser.server import serve_app
+from tests.browser.conftest import screenshot, serve_lab
 
 TIMEOUT = 30_000
 
@@ -18,8 +17,7 @@ TIMEOUT = 30_000
 @pytest.fixture(scope="module")
 def diffusion_url(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with serve_app(env={"DLLAB_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1"}) as url:
+    with serve_lab(runs) as url:
         yield url
 
 

@@ -9,15 +9,14 @@ import random
 import re
 
 import pytest
-import torch
 from playwright.sync_api import expect
 
 from engine.core.jobs import SilentReporter
 from engine.gpt.data import prepare_text
 from engine.gpt.runs import train_run
 from engine.gpt.train import TINY
-from tests.browser.conftest import ARTIFACTS, screenshot
-from tests.browser.server import serve_app
+from tests.browser.conftest import screenshot, serve_lab
+from tests.torch_threads import one_torch_thread
 
 TIMEOUT = 30_000
 
@@ -34,12 +33,9 @@ def rhymes(characters: int = 1200, seed: int = 0) -> str:
 @pytest.fixture(scope="module")
 def gpt_url(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    train_run(TINY, prepare_text(rhymes(), "rhymes"), SilentReporter(), runs / "gpt" / "seeded-tiny", text=rhymes())
-    torch.set_num_threads(threads)
-    ARTIFACTS.mkdir(exist_ok=True)
-    with serve_app(env={"DLLAB_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1"}) as url:
+    with one_torch_thread():
+        train_run(TINY, prepare_text(rhymes(), "rhymes"), SilentReporter(), runs / "gpt" / "seeded-tiny", text=rhymes())
+    with serve_lab(runs) as url:
         yield url
 
 

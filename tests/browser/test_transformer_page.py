@@ -11,14 +11,13 @@ import re
 from dataclasses import replace
 
 import pytest
-import torch
 from playwright.sync_api import expect
 
 from engine.core.jobs import SilentReporter
 from engine.gpt.data import prepare_text
 from engine.gpt.train import TINY, train
-from tests.browser.conftest import ARTIFACTS, screenshot
-from tests.browser.server import serve_app
+from tests.browser.conftest import screenshot, serve_lab
+from tests.torch_threads import one_torch_thread
 
 TIMEOUT = 30_000
 LINES = [
@@ -32,13 +31,10 @@ LINES = [
 @pytest.fixture(scope="module")
 def transformer_url(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     config = replace(TINY, block_size=64, max_iters=60, eval_interval=20, eval_iters=2, sample_chars=0, device="cpu")
-    train(config, prepare_text("".join(LINES) * 12, "some Shakespeare"), SilentReporter(), out=runs / "gpt" / "tiny-shakespeare")
-    torch.set_num_threads(threads)
-    ARTIFACTS.mkdir(exist_ok=True)
-    with serve_app(env={"DLLAB_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1"}) as url:
+    with one_torch_thread():
+        train(config, prepare_text("".join(LINES) * 12, "some Shakespeare"), SilentReporter(), out=runs / "gpt" / "tiny-shakespeare")
+    with serve_lab(runs) as url:
         yield url
 
 
