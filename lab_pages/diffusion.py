@@ -90,7 +90,7 @@ def suit_model(path: str):
 
 def draw_live(view: JobView):
     curve, grid = st.columns([3, 2])
-    curve.plotly_chart(loss_curves(view.metrics, "Loss while training"), key="dif_live_curve")
+    curve.plotly_chart(loss_curves(view.metrics, "Loss while training"))
     logged = [row for row in view.metrics if "images_per_s" in row]
     if logged:
         grid.metric("Speed", f"{logged[-1]['images_per_s']:,.0f} images/s")

@@ -94,7 +94,7 @@ def reference_for(job_id: str):
 
 def draw_live(view: JobView):
     curve, side = st.columns([3, 2])
-    curve.plotly_chart(training_curves(view.metrics, "Loss while training", reference_for(view.id)[1]), key="gpt_live_curve")
+    curve.plotly_chart(training_curves(view.metrics, "Loss while training", reference_for(view.id)[1]))
     logged = [row for row in view.metrics if "lr" in row]
     if logged:
         rate, speed = side.columns(2)

@@ -1,13 +1,21 @@
 """The job panel every training page uses: start, stop, progress, and a live view while it runs.
 
 The job's id lives in a plain page-prefixed session key (`<prefix>_job_id`), not a widget key,
-so a run survives navigating to another page and back. The live part is one fragment that
-polls every `interval` seconds only while the job runs; when the job ends the fragment asks
-for one full rerun, which draws the results and defines the fragment again without polling.
+so a run survives navigating to another page and back.
+
+While the job runs, the live part is a fragment with `run_every`: the page's full run draws it
+once, and the fragment's first timed rerun then stays in a loop that redraws it in place every
+`interval` seconds until the job ends, and asks for one full rerun, which draws the results. A
+fragment rerun per update would cost the browser a rerender of the whole page and the server a
+script run each second; on a two-core machine both are taken from the training. Two rules follow
+from Streamlit's scheduling: a click inside a running fragment waits for that run to end, so Stop
+is drawn outside the fragment, where its click interrupts the loop at once; and `draw_live` is
+called several times in one script run, so what it draws must not carry a fixed widget key.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import streamlit as st
@@ -49,28 +57,56 @@ def job_running(prefix: str) -> bool:
     return job is not None and not job.state.finished
 
 
+def progress_bar_html(fraction: float, label: str) -> str:
+    """A progress bar that does not animate: st.progress's transition keeps a software-rendered
+    browser repainting, about a tenth of a core for as long as the job runs."""
+    percent = round(100 * min(1.0, max(0.0, fraction)), 1)
+    return (
+        f'<div role="progressbar" aria-label="{label}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{percent:g}" '
+        f'style="height:0.5rem;border-radius:0.25rem;background:rgba(151,166,195,0.25);margin-bottom:0.5rem">'
+        f'<div style="width:{percent:g}%;height:100%;border-radius:0.25rem;background:#1f4e99"></div></div>'
+    )
+
+
+def _status(view: JobView, unit: str) -> str:
+    progress = f"{unit} {view.done:,} of {view.total:,}" if view.total else "starting"
+    state = "Stopping" if view.stop_requested and not view.state.finished else _STATE_LABEL[view.state]
+    return f"**{state}** · {progress} · {view.seconds:.1f} s"
+
+
 def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "iteration", interval: float = 1.0) -> JobView | None:
-    """Progress, Stop and, while it runs, `draw_live(view)` for this page's job; returns its view, or None without one."""
+    """Stop, progress and, while it runs, `draw_live(view)` for this page's job; returns its view, or None without one."""
     job = current_job(prefix)
     if job is None:
         return None
-    polling = not job.state.finished
+    running = not job.state.finished
+    if running:
+        st.button("Stop", key=f"{prefix}_stop", on_click=job.stop, disabled=job.view().stop_requested, icon=":material/stop:")
+    calls = []  # the full run calls the fragment once; every later call is one of its timed reruns
 
-    @st.fragment(run_every=interval if polling else None)
+    @st.fragment(run_every=interval if running else None)
     def panel():
-        view = job.view()
-        if polling and view.state.finished:
-            st.rerun()  # the whole page redraws with the results, and this fragment stops polling
-        status, stop = st.columns([5, 1], vertical_alignment="center")
-        progress = f"{unit} {view.done:,} of {view.total:,}" if view.total else "starting"
-        status.markdown(f"**{_STATE_LABEL[view.state]}** · {progress} · {view.seconds:.1f} s")
-        if not view.state.finished:
-            stop.button("Stop", key=f"{prefix}_stop", on_click=job.stop, disabled=view.stop_requested, icon=":material/stop:")
-        st.progress(min(1.0, view.done / view.total) if view.total else 0.0)
-        if view.state is JobState.FAILED:
-            show_error(view.error or "The job failed without a message.")
-        if not view.state.finished:
-            draw_live(view)  # once it ends, the page draws the result itself
+        calls.append(None)
+        streaming = running and len(calls) > 1
+        status, bar, live = st.empty(), st.empty(), st.empty()
+        drawn = None
+        while True:
+            view = job.view()
+            if streaming and view.state.finished:
+                st.rerun()  # the whole page redraws with the results, and the fragment stops polling
+            status.markdown(_status(view, unit))
+            bar.html(progress_bar_html(view.done / view.total if view.total else 0.0, f"{unit}s done"))
+            if view.state is JobState.FAILED:
+                show_error(view.error or "The job failed without a message.")
+            if view.state.finished:
+                return  # the page draws the result itself
+            if len(view.metrics) != drawn:  # only new rows change the figures, so no element repeats in this run
+                drawn = len(view.metrics)
+                with live.container():
+                    draw_live(view)
+            if not streaming:
+                return
+            time.sleep(interval)
 
     panel()
     return job.view()
