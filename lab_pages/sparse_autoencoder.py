@@ -24,7 +24,7 @@ from engine.sae.train import (
     train,
 )
 from ui.errors import show_error
-from ui.figures import histogram, loss_curve
+from ui.figures import histogram, live_curve_svg, loss_curve
 from ui.images import grid_image, show_grid
 from ui.job_panel import job_panel, job_running, start_job
 
@@ -52,7 +52,8 @@ def reset_to_ufldl():
 
 def draw_live(view: JobView):
     curve, filters = st.columns([3, 2])
-    curve.plotly_chart(loss_curve(view.metrics, COST_SERIES, "Cost while training", "cost (log scale)", log_y=True), key="sae_live_curve")
+    curve.image(live_curve_svg(view.metrics, COST_SERIES, "Cost while training", "cost (log scale)", log_y=True, x_max=view.total),
+                caption="Total cost and its three terms at each L-BFGS iteration so far")
     if "filters" in view.snapshots:
         with filters:
             show_grid(view.snapshots["filters"], "The filters (rows of W1) right now", width_px=320)

@@ -1,6 +1,9 @@
-"""Plotly figures with titled axes: loss curves and histograms."""
+"""Figures with titled axes: plotly loss curves and histograms, and a light SVG curve for live views."""
 
 from __future__ import annotations
+
+import html
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -45,3 +48,104 @@ def histogram(values: np.ndarray, title: str, x_title: str, marker: float | None
         figure.add_vline(x=marker, line_dash="dash", line_color="crimson", annotation_text=marker_label)
     figure.update_layout(title=title, xaxis_title=x_title, yaxis_title="count", height=300, margin=dict(l=10, r=10, t=50, b=10), showlegend=False)
     return figure
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round numbers (1, 2 or 5 times a power of ten apart) that span [low, high]."""
+    if high <= low:
+        return [low]
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def _power_of_ten(exponent: int) -> str:
+    """0.01 to 1000 written out, anything further as 10 with a superscript exponent."""
+    if -2 <= exponent <= 3:
+        return f"{10.0 ** exponent:g}"
+    return "10" + str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def live_curve_svg(
+    rows: list[dict[str, float]],
+    series: dict[str, str],
+    title: str,
+    y_title: str,
+    x_title: str = "iteration",
+    log_y: bool = False,
+    x_max: float | None = None,
+    width: int = 600,
+    height: int = 340,
+) -> str:
+    """The curves of `loss_curve` as one SVG picture, for a view redrawn every second while a job runs.
+
+    A browser shows a picture without laying out or scripting anything, where a plotly chart is
+    rebuilt at every update; on a machine whose cores the training needs that difference is the
+    training's. `x_max` fixes the x axis (a job's planned steps), so the curves grow across it
+    instead of the axis stretching under them. On a log axis, values that are not positive are left out.
+    """
+    left, right, top, bottom = 62, 16, 34, 78
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def shown(value) -> bool:
+        return value is not None and math.isfinite(value) and (value > 0 or not log_y)
+
+    points = {label: [(row["step"], row[key]) for row in rows if shown(row.get(key))] for label, key in series.items()}
+    values = [v for line in points.values() for _, v in line]
+    steps = [s for line in points.values() for s, _ in line]
+    x_high = x_max or max(steps, default=1) or 1
+    scale = math.log10 if log_y else (lambda v: v)
+    if values:
+        y_low, y_high = scale(min(values)), scale(max(values))
+    else:
+        y_low, y_high = 0.0, 1.0
+    if log_y:
+        y_low, y_high = math.floor(y_low), max(math.ceil(y_high), math.floor(y_low) + 1)
+        every = math.ceil((y_high - y_low) / 6)  # at most about six labelled decades
+        y_ticks = [float(p) for p in range(int(y_low), int(y_high) + 1, every)]
+    else:
+        y_ticks = _nice_ticks(y_low, y_high) if y_high > y_low else [y_low]
+        y_low, y_high = min(y_ticks + [y_low]), max(y_ticks + [y_high])
+        if y_high <= y_low:
+            y_high = y_low + 1
+
+    def x_at(step: float) -> float:
+        return left + plot_w * step / x_high
+
+    def y_at(value: float) -> float:
+        return top + plot_h * (y_high - value) / (y_high - y_low)
+
+    text = 'font-family="sans-serif" fill="#31333f"'
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="20" font-size="15" {text}>{html.escape(title)}</text>',
+    ]
+    for tick in y_ticks:
+        y = y_at(tick)
+        label = _power_of_ten(int(tick)) if log_y else f"{tick:g}"
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e6e9ef"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" {text}>{label}</text>')
+    for tick in _nice_ticks(0, x_high):
+        x = x_at(tick)
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#e6e9ef"/>')
+        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" font-size="11" text-anchor="middle" {text}>{tick:,g}</text>')
+    parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#9aa1ad"/>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 34}" font-size="12" text-anchor="middle" {text}>{html.escape(x_title)}</text>')
+    parts.append(f'<text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle" {text}>{html.escape(y_title)}</text>')
+    legend_x = left
+    for (label, line), color in zip(points.items(), COLORS):
+        if len(line) > 1:
+            path = " ".join(f"{x_at(s):.1f},{y_at(scale(v)):.1f}" for s, v in line)
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{path}"/>')
+        elif line:
+            s, v = line[0]
+            parts.append(f'<circle cx="{x_at(s):.1f}" cy="{y_at(scale(v)):.1f}" r="2.5" fill="{color}"/>')
+        legend_y = height - 14
+        parts.append(f'<line x1="{legend_x}" x2="{legend_x + 22}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="{color}" stroke-width="2"/>')
+        parts.append(f'<text x="{legend_x + 28}" y="{legend_y}" font-size="12" {text}>{html.escape(label)}</text>')
+        legend_x += 40 + 7 * len(label)
+    parts.append("</svg>")
+    return "".join(parts)

@@ -46,12 +46,14 @@ def test_sparse_autoencoder_trains_live_and_stops(page):
     expect(page.get_by_text("100 of the 20,000 normalised patches")).to_be_visible(timeout=TIMEOUT)
     page.get_by_role("button", name="Train", exact=True).click()
 
-    live_chart = page.locator('[data-testid="stPlotlyChart"]', has_text="Cost while training")
-    expect(live_chart).to_be_visible(timeout=TIMEOUT)
-    first = iteration(page)
+    live_curve = page.locator('[data-testid="stImage"]', has_text="Total cost and its three terms").locator("img")
+    expect(live_curve).to_be_visible(timeout=TIMEOUT)
+    first, first_curve = iteration(page), live_curve.get_attribute("src")
     page.wait_for_timeout(2500)
     expect(page.get_by_text(re.compile(r"iteration [\d,]+ of 2,000"))).not_to_have_text(re.compile(rf"iteration {first:,} of"), timeout=TIMEOUT)
     assert iteration(page) > first
+    assert live_curve.get_attribute("src") != first_curve  # the curve was redrawn with the new iterations
+    expect(page.get_by_role("progressbar")).to_be_visible()
     screenshot(page, "sparse_autoencoder_training")
 
     page.get_by_role("button", name="Stop").click()
