@@ -15,6 +15,7 @@ called several times in one script run, so what it draws must not carry a fixed 
 
 from __future__ import annotations
 
+import html
 import time
 from typing import Any, Callable
 
@@ -62,7 +63,7 @@ def progress_bar_html(fraction: float, label: str) -> str:
     browser repainting, about a tenth of a core for as long as the job runs."""
     percent = round(100 * min(1.0, max(0.0, fraction)), 1)
     return (
-        f'<div role="progressbar" aria-label="{label}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{percent:g}" '
+        f'<div role="progressbar" aria-label="{html.escape(label)}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{percent:g}" '
         f'style="height:0.5rem;border-radius:0.25rem;background:rgba(151,166,195,0.25);margin-bottom:0.5rem">'
         f'<div style="width:{percent:g}%;height:100%;border-radius:0.25rem;background:#1f4e99"></div></div>'
     )
