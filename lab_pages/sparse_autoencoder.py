@@ -73,7 +73,8 @@ def draw_result(result: SAEResult, command: str, fingerprint: str, label: str):
             st.metric("Cost after training", f"{result.final.total:.4f}")
             changed = ", ".join(f"{name} {value}" for name, value in vars(result.config).items() if getattr(UFLDL, name) != value)
             st.caption(f"UFLDL's published run ({UFLDL_COST_UNTRAINED} → {UFLDL_COST_TRAINED}) used its defaults; this run changed {changed}, so the costs are not comparable.")
-        st.caption(f"{result.iterations} L-BFGS iterations in {result.seconds:.1f} s{' (stopped early)' if result.stopped else ''}.")
+        st.caption(f"{result.iterations} L-BFGS iterations: {result.seconds:.1f} s of optimisation{' (stopped early)' if result.stopped else ''}.",
+                   help="The optimiser's own time. The elapsed time above also counts computing the starting cost and these results.")
         st.caption(
             f"Final terms: reconstruction {result.final.reconstruction:.4f}, weight decay "
             f"{result.final.weight_decay:.4f}, sparsity {result.final.sparsity:.4f}."

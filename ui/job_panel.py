@@ -72,7 +72,7 @@ def progress_bar_html(fraction: float, label: str) -> str:
 def _status(view: JobView, unit: str) -> str:
     progress = f"{unit} {view.done:,} of {view.total:,}" if view.total else "starting"
     state = "Stopping" if view.stop_requested and not view.state.finished else _STATE_LABEL[view.state]
-    return f"**{state}** · {progress} · {view.seconds:.1f} s"
+    return f"**{state}** · {progress} · {view.seconds:.1f} s elapsed"
 
 
 def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "iteration", interval: float = 1.0) -> JobView | None:
