@@ -49,7 +49,7 @@ def main() -> None:
     our_s = statistics.median(s for s, _ in ours)
     base_cost, our_cost = theirs[0][1], ours[0][1]
     print(f"baseline (numpy float64):    {base_s:6.2f} s  final cost {base_cost:.5f}   runs: {', '.join(f'{s:.2f}' for s, _ in theirs)}")
-    print(f"engine.sae (float32, chunks): {our_s:6.2f} s  final cost {our_cost:.5f}   runs: {', '.join(f'{s:.2f}' for s, _ in ours)}")
+    print(f"engine.sae (float32, torch):  {our_s:6.2f} s  final cost {our_cost:.5f}   runs: {', '.join(f'{s:.2f}' for s, _ in ours)}")
     print(f"speed-up {base_s / our_s:.1f}x (target >= 8x); final cost differs by {100 * abs(our_cost - base_cost) / base_cost:.2f}% (target <= 1%)")
 
 

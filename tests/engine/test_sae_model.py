@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from engine.sae.model import (
     FastCost,
@@ -54,12 +55,19 @@ def test_the_check_catches_a_wrong_gradient(patches):
     assert np.linalg.norm(numeric - wrong) / np.linalg.norm(numeric + wrong) > 1e-4
 
 
-@pytest.mark.parametrize("chunk", [7, 25, 1000])
-def test_fast_cost_equals_the_float64_reference(patches, chunk):
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("examples", [60, 5000])  # 5,000 rows are enough for torch to split each operation over its threads
+def test_fast_cost_equals_the_float64_reference(threads, examples):
+    patches = np.random.default_rng(0).uniform(0.1, 0.9, size=(16, examples))
     theta = initialize_parameters(5, 16, np.random.default_rng(4))
     reference_cost, reference_grad, reference_terms = sparse_autoencoder_cost(theta, patches, 5, 1e-4, 3, 0.01)
-    with FastCost(patches, 5, 1e-4, 3, 0.01, workers=2, chunk=chunk) as fast:
-        cost, grad = fast(theta)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with FastCost(patches, 5, 1e-4, 3, 0.01) as fast:
+            cost, grad = fast(theta)
+    finally:
+        torch.set_num_threads(before)
     assert cost == pytest.approx(reference_cost, rel=1e-5)
     assert fast.last_terms.sparsity == pytest.approx(reference_terms.sparsity, rel=1e-5)
     assert np.linalg.norm(grad - reference_grad) / np.linalg.norm(reference_grad) < 1e-5
