@@ -16,7 +16,6 @@ called several times in one script run, so what it draws must not carry a fixed 
 from __future__ import annotations
 
 import html
-import time
 from typing import Any, Callable
 
 import streamlit as st
@@ -107,7 +106,7 @@ def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "it
                     draw_live(view)
             if not streaming:
                 return
-            time.sleep(interval)
+            job.wait(interval)  # returns the moment the job ends, so the results do not wait for the next tick
 
     panel()
     return job.view()
