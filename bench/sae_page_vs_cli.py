@@ -10,9 +10,9 @@
    the job ends. This is what the page's own code costs without a browser.
 
 Every figure is the optimiser's own wall time (the result's `seconds`; the page's is read from
-the card it offers for download, which keeps 0.01 s). These machines are shared
-and their speed drifts from minute to minute, so the runs alternate and the ratio printed is the
-median of each page run against the CLI run just before it, beside the ratio of the medians.
+the card it offers for download, which keeps 0.01 s). These machines are shared and their speed
+drifts from minute to minute, so the runs alternate and the ratio printed is the median of each
+page run against the CLI run just before it, beside the ratio of the medians.
 The browser's CPU time while the page trained is printed too: it is what the page takes from the
 training on a machine with no core to spare.
 """

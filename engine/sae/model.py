@@ -145,9 +145,9 @@ class FastCost:
     half as often as the same arithmetic in numpy. Measured on 10,000 8x8 patches, 25 hidden
     units, two cores: 1.8 ms an evaluation (3.1 ms on one thread), against 4.4 ms for numpy
     float32 on two threads. The sums over examples are products with a vector of ones, in float32
-    like the rest; parameters arrive and the gradient leaves as float64, which
-    is what scipy's L-BFGS-B keeps. It holds no threads of its own; `close()` (or leaving it as
-    a context manager) drops the batch.
+    like the rest; parameters arrive and the gradient leaves as float64, which is what scipy's
+    L-BFGS-B keeps. It holds no threads of its own; `close()` (or leaving it as a context
+    manager) drops the batch.
     """
 
     def __init__(self, X: np.ndarray, hidden: int, lam: float, beta: float, rho: float):
