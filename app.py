@@ -27,21 +27,19 @@ def device_description() -> str:
         return f"{error} Using the CPU."
 
 
-def sidebar() -> None:
-    with st.sidebar:
-        st.caption(f"**Device:** {device_description()}")
-        running = board.running()
-        if running:
-            st.caption("**Running now:** " + ", ".join(job.name for job in running))
-        else:
-            st.caption("**Running now:** nothing")
+def show_running(slot) -> None:
+    running = board.running()
+    slot.caption("**Running now:** " + (", ".join(job.name for job in running) if running else "nothing"))
 
 
 def run() -> None:
     st.set_page_config(page_title="Deep Learning Lab", page_icon=":material/school:", layout="wide")
     page = st.navigation(PAGES)
-    sidebar()
+    st.sidebar.caption(f"**Device:** {device_description()}")
+    running_now = st.sidebar.empty()
+    show_running(running_now)
     page.run()
+    show_running(running_now)  # again after the page, so a job its Train button just started is listed
 
 
 run()
