@@ -105,7 +105,7 @@ st.markdown(
     "A 64-25-64 network of sigmoid units learns to reproduce 8x8 patches of whitened natural images. "
     "A penalty keeps each hidden unit's average activation near ρ, so every unit must specialise, "
     "and the units become **edge detectors** like those in the visual cortex. "
-    "Press **Train** with UFLDL's settings first (about a second on two cores), then change one thing at a time."
+    "Press **Train** with UFLDL's settings first (one to four seconds on two cores), then change one thing at a time."
 )
 with st.expander("The cost being minimised"):
     st.latex(r"J(W,b) = \underbrace{\frac{1}{2m}\sum_{i=1}^m \lVert \hat x^{(i)} - x^{(i)} \rVert^2}_{(1)\ \text{reconstruction}}"
