@@ -146,10 +146,10 @@ class FastCost:
     units, two cores of an Intel machine: 1.8 ms an evaluation (3.1 ms on one thread), against
     4.4 ms for numpy float32 on two threads. Two cores of an AMD EPYC (Zen 3, KVM) take 6-7 ms
     (10-12 on one thread): MKL, which torch calls for the products, runs these shapes there at
-    43 GFLOP/s where OpenBLAS reaches 69, and mixing the two libraries' threads is slower still. The sums over examples are products with a vector of ones, in float32
-    like the rest; parameters arrive and the gradient leaves as float64, which is what scipy's
-    L-BFGS-B keeps. It holds no threads of its own; `close()` (or leaving it as a context
-    manager) drops the batch.
+    43 GFLOP/s where OpenBLAS reaches 69, and mixing the two libraries' threads is slower still.
+    The sums over examples are products with a vector of ones, in float32 like the rest;
+    parameters arrive and the gradient leaves as float64, which is what scipy's L-BFGS-B keeps.
+    It holds no threads of its own; `close()` (or leaving it as a context manager) drops the batch.
     """
 
     def __init__(self, X: np.ndarray, hidden: int, lam: float, beta: float, rho: float):

@@ -17,6 +17,10 @@ def texts(at, kind):
     return " ".join(element.value for element in getattr(at, kind))
 
 
+def running_now(at) -> str:
+    return " ".join(caption.value for caption in at.sidebar.caption).replace("**", "")
+
+
 def small_builtin_run(at, iterations=30):
     at.radio(key="sae_source").set_value("builtin")
     at.number_input(key="sae_patches").set_value(500)
@@ -67,9 +71,9 @@ def test_stop_keeps_the_best_result_so_far(page):
     small_builtin_run(page, iterations=2000)
     page.number_input(key="sae_patches").set_value(20000)
     page.number_input(key="sae_hidden").set_value(100).run()
-    assert "Running now: nothing" in " ".join(caption.value for caption in page.sidebar.caption).replace("**", "")
+    assert "Running now: nothing" in running_now(page)
     page.button(key="sae_train").click().run()
-    assert "Running now: Sparse autoencoder, 100 hidden" in " ".join(caption.value for caption in page.sidebar.caption).replace("**", "")
+    assert "Running now: Sparse autoencoder, 100 hidden" in running_now(page)
     page.button(key="sae_stop").click().run()
     job = wait_for_job(page, "sae")
     assert job.state is JobState.STOPPED
