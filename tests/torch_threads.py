@@ -1,4 +1,4 @@
-"""Torch held to one thread while tests train models.
+"""Torch held to a number of threads for the length of a test, one while tests train models.
 
 The two cores are shared with other work (the app's server, Chromium): torch's two OpenMP threads then
 wait on each other at every small operation, and a tiny run takes 30 s instead of 0.4 s.
@@ -10,10 +10,14 @@ import torch
 
 
 @contextmanager
-def one_torch_thread():
+def torch_threads(count: int):
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def one_torch_thread():
+    return torch_threads(1)

@@ -21,6 +21,7 @@ from engine.gpt.runs import (
     read_history, read_run, resume_config, run_text, train_run,
 )
 from engine.gpt.train import CPU, GPU, PRESETS, TINY
+from tests import torch_threads
 
 
 def rhymes(characters: int = 1200, seed: int = 0) -> str:
@@ -35,10 +36,8 @@ def rhymes(characters: int = 1200, seed: int = 0) -> str:
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """On two shared cores torch's two threads wait on each other; one keeps these runs to a fraction of a second."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads.one_torch_thread():
+        yield
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from engine.sae.model import (
     FastCost,
@@ -11,6 +10,7 @@ from engine.sae.model import (
     sparse_autoencoder_cost,
     unpack,
 )
+from tests.torch_threads import torch_threads
 
 
 @pytest.fixture
@@ -61,13 +61,8 @@ def test_fast_cost_equals_the_float64_reference(threads, examples):
     patches = np.random.default_rng(0).uniform(0.1, 0.9, size=(16, examples))
     theta = initialize_parameters(5, 16, np.random.default_rng(4))
     reference_cost, reference_grad, reference_terms = sparse_autoencoder_cost(theta, patches, 5, 1e-4, 3, 0.01)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with FastCost(patches, 5, 1e-4, 3, 0.01) as fast:
-            cost, grad = fast(theta)
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(threads), FastCost(patches, 5, 1e-4, 3, 0.01) as fast:
+        cost, grad = fast(theta)
     assert cost == pytest.approx(reference_cost, rel=1e-5)
     assert fast.last_terms.sparsity == pytest.approx(reference_terms.sparsity, rel=1e-5)
     assert np.linalg.norm(grad - reference_grad) / np.linalg.norm(reference_grad) < 1e-5
