@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.core import settings
 from engine.core.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -25,8 +26,8 @@ SHIPPED_DIR = Path(__file__).resolve().parents[2] / "checkpoints"  # the checkpo
 
 
 def runs_dir() -> Path:
-    """Where a person's own runs go: `DLLAB_RUNS_DIR`, default runs/ (ignored by git)."""
-    return Path(os.environ.get("DLLAB_RUNS_DIR", "runs")).expanduser()
+    """Where a person's own runs go: `DLLAB_RUNS_DIR`, default runs/ (ignored by git); see engine.core.settings."""
+    return settings.runs_dir()
 
 
 def card_path(path: str | Path) -> Path:

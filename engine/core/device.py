@@ -12,6 +12,7 @@ import random
 
 import numpy as np
 
+from engine.core import settings
 from engine.core.errors import ConfigError
 
 
@@ -35,14 +36,12 @@ def pick_device(preferred: str | None = None):
 
 
 def configure_threads() -> int:
-    """Apply `DLLAB_THREADS` (a positive whole number) to torch, if set; return the threads torch uses."""
+    """Apply `DLLAB_THREADS` (or a Space's `CPU_CORES`) to torch, if set; return the threads torch uses."""
     import torch
 
-    value = os.environ.get("DLLAB_THREADS", "").strip()
-    if value:
-        if not value.isdigit() or int(value) < 1:
-            raise ConfigError(f"DLLAB_THREADS must be a positive whole number, not {value!r}.")
-        torch.set_num_threads(int(value))
+    threads = settings.cpu_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     return torch.get_num_threads()
 
 

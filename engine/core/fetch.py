@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from engine.core import settings
 from engine.core.errors import DataError
 
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
@@ -31,13 +32,8 @@ class RemoteFile:
     size: int
 
 
-def data_dir() -> Path | None:
-    value = os.environ.get("DLLAB_DATA_DIR")
-    return Path(value).expanduser() if value else None
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("DLLAB_CACHE", "~/.cache/dllab")).expanduser()
+data_dir = settings.data_dir
+cache_dir = settings.cache_dir
 
 
 _verified: dict[tuple[str, float, int], str] = {}
@@ -90,7 +86,7 @@ def resolve(file: RemoteFile, folder: str | Path | None = None, progress: Progre
 
 
 def download(file: RemoteFile, progress: Progress | None = None) -> Path:
-    if os.environ.get("DLLAB_OFFLINE"):
+    if settings.offline():
         raise DataError(f"{file.path} is not on this machine and downloads are off (DLLAB_OFFLINE is set).")
     target = cache_dir() / file.path
     target.parent.mkdir(parents=True, exist_ok=True)

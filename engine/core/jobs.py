@@ -28,6 +28,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from engine.core import settings
 from engine.core.errors import BusyError, LabError
 
 
@@ -252,7 +253,7 @@ class JobBoard:
     """All jobs of this process. At most `max_running` run at once; the next one is refused, plainly."""
 
     def __init__(self, max_running: int | None = None):
-        self.max_running = max_running or int(os.environ.get("DLLAB_MAX_JOBS", "2"))
+        self.max_running = max_running or settings.max_jobs()
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
 
