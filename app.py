@@ -5,9 +5,11 @@ Run with `streamlit run app.py`.
 
 import streamlit as st
 
+from engine.core import settings
 from engine.core.device import configure_threads, describe_device, pick_device
 from engine.core.errors import LabError
 from engine.core.jobs import board
+from ui.visitor import visitor_token
 
 PAGES = [
     st.Page("lab_pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -28,13 +30,19 @@ def device_description() -> str:
 
 
 def show_running(slot) -> None:
-    running = board.running()
-    slot.caption("**Running now:** " + (", ".join(job.name for job in running) if running else "nothing"))
+    """What the server is training. On a public server, how many and not whose: runs belong to their visitors."""
+    running, waiting = board.running(), board.waiting()
+    queue = f"; {len(waiting)} waiting for a slot" if waiting else ""
+    if settings.public_mode():
+        slot.caption(f"**Training now:** {len(running)} of {board.max_running} slots in use{queue}.")
+    else:
+        slot.caption("**Running now:** " + (", ".join(job.name for job in running) if running else "nothing") + queue)
 
 
 def run() -> None:
     st.set_page_config(page_title="Deep Learning Lab", page_icon=":material/school:", layout="wide")
     page = st.navigation(PAGES)
+    visitor_token()
     st.sidebar.caption(f"**Device:** {device_description()}")
     running_now = st.sidebar.empty()
     show_running(running_now)

@@ -7,21 +7,24 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from engine.core.checkpoints import card_path, read_card, runs_dir
+from engine.core.checkpoints import card_path, read_card
 from engine.core.errors import ConfigError, LabError
 from engine.core.fetch import find_local
-from engine.core.jobs import JobState, JobView
-from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, last_in, load_model
+from engine.core.jobs import JobState, JobView, board
+from engine.core.runs import export_zip, make_room
+from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, load_model
 from engine.ddpm.classifier import CONFIDENT, SHIPPED_CLASSIFIER, load_classifier, score_samples
 from engine.ddpm.data import MNIST_FILES, batch_images, load_mnist, mnist_available, to_unit
 from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, generate, grid_png
 from engine.ddpm.schedule import SCHEDULES, NoiseSchedule, ScheduleConfig
+from engine.ddpm.runs import ddpm_runs_dir, list_runs, new_run_folder
 from engine.ddpm.train import PRESETS, DDPMConfig, preset_of, train
 from ui.diffusion import digit_bars, images_per_second, loss_curves, record, reverse_player, schedule_curves, training_seconds
 from ui.errors import show_error
 from ui.images import show_grid
 from ui.job_panel import job_panel, job_running, start_job
 from ui.runs import duration
+from ui.visitor import visitor_token
 
 PRESET_LABELS = {"quick": "Quick (recognisable digits in minutes)", "cpu": "CPU (the shipped checkpoint's recipe)", "tiny": "Tiny (seconds, for trying things)"}
 NUMBERS = {  # field -> (label, help); each label keeps the config's name, which its error messages use
@@ -66,12 +69,6 @@ def measured_speed(config: dict) -> float:
 
 def modified(path: Path) -> float:
     return card_path(path).stat().st_mtime
-
-
-def list_runs() -> list[Path]:
-    """Run folders under DLLAB_RUNS_DIR/ddpm holding a `last` checkpoint, newest first."""
-    root = runs_dir() / "ddpm"
-    return sorted((folder for folder in root.glob("*") if card_path(last_in(folder)).exists()), key=lambda f: f.name, reverse=True)
 
 
 def apply_preset():
@@ -157,9 +154,9 @@ if data is not None:
 
 # (2) generate
 st.subheader("2 · Generate: from noise to digits")
-runs = list_runs()
+runs = list_runs(visitor=visitor_token())
 sources = {str(SHIPPED_CHECKPOINT): "the shipped checkpoint"} if card_path(SHIPPED_CHECKPOINT).exists() else {}
-sources.update({str(best_in(run)): f"run {run.name}" for run in runs if card_path(best_in(run)).exists()})
+sources.update({str(best_in(run.folder)): f"run {run.name}" for run in runs if card_path(best_in(run.folder)).exists()})
 if not card_path(SHIPPED_CHECKPOINT).exists():
     st.info(f"The shipped checkpoint ({SHIPPED_CHECKPOINT.name}.safetensors in {SHIPPED_CHECKPOINT.parent.name}/) is not in this copy of the lab yet, "
             "so there is nothing to generate from here. Train a run below, then generate from it.", icon=":material/info:")
@@ -287,16 +284,19 @@ if config is not None:
 if data is None:
     st.caption("Training needs MNIST: see section 1.")
 if st.button("Train", type="primary", disabled=config is None or data is None or job_running("dif"), key="dif_train", icon=":material/play_arrow:"):
-    folder = runs_dir() / "ddpm" / f"{datetime.now():%Y%m%d-%H%M%S}-{preset_of(config) or 'custom'}"
-    command = f"python -m engine.ddpm train --preset {st.session_state.dif_preset} " + " ".join(
-        f"--{name.replace('_', '-')} {value}" if not isinstance(value, bool) else f"--{'' if value else 'no-'}{name.replace('_', '-')}" for name, value in values.items()
-    ) + f" --out {folder}"
-    job = start_job("dif", f"DDPM {folder.name}", lambda report, c=config, d=data, f=folder, m=command: train(c, d, report, out=f, command=m))
-    if job is not None:
-        st.session_state[f"dif_run_{job.id}"] = str(folder)
+    try:
+        make_room(board)
+        folder = new_run_folder(preset_of(config) or "custom", owner=visitor_token())
+        command = f"python -m engine.ddpm train --preset {st.session_state.dif_preset} " + " ".join(
+            f"--{name.replace('_', '-')} {value}" if not isinstance(value, bool) else f"--{'' if value else 'no-'}{name.replace('_', '-')}" for name, value in values.items()
+        ) + f" --out {folder}"
+        start_job("dif", f"DDPM {folder.name}", lambda report, c=config, d=data, f=folder, m=command: train(c, d, report, out=f, command=m),
+                  info={"folder": str(folder)})
+    except LabError as error:
+        show_error(error)
 view = job_panel("dif", draw_live, unit="step")
 if view is not None and view.state in (JobState.DONE, JobState.STOPPED) and view.result is not None:
-    result, folder = view.result, st.session_state.get(f"dif_run_{view.id}")
+    result, folder = view.result, view.info.get("folder")
     stopped = f", stopped at step {result.steps:,}" if result.stopped else ""
     st.success(f"Validation loss **{result.val_loss:.4f}** (best {result.best_val_loss:.4f}) after {result.steps:,} steps, {result.epochs:.2f} epochs{stopped}; "
                f"{duration(result.seconds)} of training. Kept in `{folder}`: pick it under **Generate from** above.", icon=":material/check_circle:")
@@ -307,26 +307,23 @@ if view is not None and view.state in (JobState.DONE, JobState.STOPPED) and view
             show_grid(result.samples, "Samples at the end of the run (DDIM, 0-9 in turn)" if result.config.conditional else "Samples at the end of the run",
                       columns=5 if len(result.samples) <= 20 else 10, scale="unit", width_px=400)
 
-resumable = {}
-for run in runs:
-    try:
-        card = read_card(last_in(run))
-        if card.get("optimizer_step") is not None:
-            resumable[run.name] = (run, DDPMConfig.from_dict(card["config"]), card["metrics"])
-    except (LabError, KeyError, TypeError):
-        continue  # a run that cannot be read is not offered
+resumable = {run.name: run for run in runs if run.resumable}
+for note in runs.skipped:
+    st.caption(f":material/warning: {note}")
 if resumable:
     with st.expander("Continue a run", expanded=view is not None and view.state.finished):
-        chosen = st.selectbox("Run", list(resumable), key="dif_resume_run", format_func=lambda name: (
-            f"{name} (epoch {resumable[name][2].get('epoch', 0):g} of {resumable[name][1].epochs})"))
-        run, run_config, run_metrics = resumable[chosen]
-        reached = float(run_metrics.get("epoch", 0))
-        target = st.number_input("Continue to epoch", int(reached) + 1, 1000, max(run_config.epochs, int(reached) + 1), key=f"dif_resume_to_{chosen}",
+        chosen = resumable[st.selectbox("Run", list(resumable), key="dif_resume_run", format_func=lambda name: (
+            f"{name} (epoch {resumable[name].epoch:g} of {resumable[name].config.epochs})"))]
+        target = st.number_input("Continue to epoch", int(chosen.epoch) + 1, 1000, max(chosen.config.epochs, int(chosen.epoch) + 1), key=f"dif_resume_to_{chosen.name}",
                                  help="From its last checkpoint, with the settings it started with.")
         if st.button("Resume", key="dif_resume", disabled=data is None or job_running("dif"), icon=":material/resume:"):
-            resumed = replace(run_config, epochs=int(target))
-            job = start_job("dif", f"DDPM {run.name} (resumed)", lambda report, c=resumed, d=data, f=run: train(c, d, report, out=f, resume=f))
-            if job is not None:
-                st.session_state[f"dif_run_{job.id}"] = str(run)
-                st.rerun()
-st.caption(f"Each run is kept in its own folder under {runs_dir() / 'ddpm'} (DLLAB_RUNS_DIR), with its `last` and `best` checkpoints.")
+            resumed = replace(chosen.config, epochs=int(target))
+            start_job("dif", f"DDPM {chosen.name} (resumed)", lambda report, c=resumed, d=data, f=chosen.folder: train(c, d, report, out=f, resume=f),
+                      info={"folder": str(chosen.folder)})
+            st.rerun()
+if runs:
+    keep, button = st.columns([3, 1], vertical_alignment="bottom")
+    kept = keep.selectbox("Download a run to keep it (checkpoints and cards, zipped)", [run.name for run in runs], key="dif_download_run")
+    button.download_button("Download", lambda f=ddpm_runs_dir() / kept: export_zip(f), f"{kept}.zip", "application/zip", key="dif_download_zip",
+                           icon=":material/download:")
+st.caption(f"Each run is kept in its own folder under {ddpm_runs_dir()} (DLLAB_RUNS_DIR), with its `last` and `best` checkpoints.")

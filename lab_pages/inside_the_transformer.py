@@ -13,6 +13,7 @@ from engine.gpt.inspect import Stage, stage_numbers, stage_weights, stages, temp
 from engine.gpt.sample import make_generator, sample_next
 from engine.gpt.toy import ToyConfig, train_toy
 from ui.errors import show_error
+from ui.visitor import visitor_token
 from ui.transformer import (
     attention_heatmap, attention_overview, describe_checkpoint, describe_toy, flow_diagram, lens_figure, lens_table, position_label,
     position_norms_figure, probability_bars, show_computation, show_toy_numbers, shown, stage_figure, step_norms_figure,
@@ -79,7 +80,7 @@ def append_sample(logits, temperature: float, vocabulary: tuple, word: bool, blo
 
 
 shipped = gpt_runs.shipped_available()
-runs = [run for run in gpt_runs.list_runs() if run.has_checkpoint]
+runs = [run for run in gpt_runs.list_runs(visitor=visitor_token()) if run.has_checkpoint]
 choices = {SHIPPED: "Shakespeare GPT: the shipped model" + ("" if shipped else " (not in this copy of the lab yet)")}
 choices.update({str(run.checkpoint): f"Your run {run.name}" + (f" (val loss {run.best_val_loss:.3f})" if run.best_val_loss else "")
                 for run in runs})

@@ -8,7 +8,8 @@ import streamlit as st
 from engine.core.device import autocast_dtype, pick_device
 from engine.core.errors import ConfigError, LabError
 from engine.core.fetch import find_local
-from engine.core.jobs import JobView
+from engine.core.jobs import JobView, board
+from engine.core.runs import export_zip, make_room
 from engine.gpt.checkpoint import load_model
 from engine.gpt.data import SHAKESPEARE as SHAKESPEARE_FILE, decode_text, load_shakespeare, prepare_text
 from engine.gpt.estimate import StepTime, count_params, estimate_memory, eta_seconds, time_iterations
@@ -21,6 +22,7 @@ from engine.gpt.train import CPU, PRESETS, REFERENCE_VAL_LOSS, TINY, TrainConfig
 from ui.errors import show_error
 from ui.job_panel import job_panel, job_running, start_job
 from ui.runs import as_markdown, duration, lr_schedule, markdown_stream, megabytes, runs_table, training_curves, val_curves
+from ui.visitor import visitor_token
 
 REFERENCE = ("nanoGPT's CPU run", CPU.max_iters, REFERENCE_VAL_LOSS["cpu"])
 PRESET_LABELS = {"cpu": "CPU (nanoGPT's laptop recipe)", "gpu": "GPU (nanoGPT's train_shakespeare_char)", "tiny": "Tiny (seconds, for trying things)"}
@@ -84,9 +86,9 @@ def generate_here(path: Path, label: str, prompt: str, count: int, temperature=0
     st.session_state.gpt_generated = {**record, "count": count, "source": label}
 
 
-def reference_for(job_id: str):
+def reference_for(view: JobView):
     """The job's run folder, and nanoGPT's result for its recipe when it ran one of them on tiny Shakespeare."""
-    folder, trained_on, preset = st.session_state.get(f"gpt_run_{job_id}", (None, None, None))
+    folder, trained_on, preset = (view.info.get(key) for key in ("folder", "data", "preset"))
     if preset in REFERENCE_VAL_LOSS and trained_on == SHAKESPEARE:
         return folder, (f"nanoGPT's {preset.upper()} run", PRESETS[preset].max_iters, REFERENCE_VAL_LOSS[preset])
     return folder, None
@@ -94,7 +96,7 @@ def reference_for(job_id: str):
 
 def draw_live(view: JobView):
     curve, side = st.columns([3, 2])
-    curve.plotly_chart(training_curves(view.metrics, "Loss while training", reference_for(view.id)[1]))
+    curve.plotly_chart(training_curves(view.metrics, "Loss while training", reference_for(view)[1]))
     logged = [row for row in view.metrics if "lr" in row]
     if logged:
         rate, speed = side.columns(2)
@@ -108,7 +110,7 @@ def draw_live(view: JobView):
 
 for name in FIELDS:
     st.session_state.setdefault(f"gpt_{name}", getattr(CPU, name))
-runs = list_runs()
+runs = list_runs(visitor=visitor_token())
 
 st.title("Shakespeare GPT")
 st.markdown(
@@ -232,16 +234,17 @@ if config is not None:
     schedule.plotly_chart(lr_schedule(config, height=220), key="gpt_lr_schedule")
 
 if st.button("Train", type="primary", disabled=config is None or data is None or job_running("gpt"), key="gpt_train", icon=":material/play_arrow:"):
-    folder = new_run_folder(preset_of(config) or "custom")
-    command = cli_command(config, folder, folder / TEXT_FILE if name != SHAKESPEARE else None)
-    job = start_job("gpt", f"GPT {folder.name}", lambda report, c=config, d=data, f=folder, t=text: train_run(c, d, report, f, t, command=command))
-    if job is None:
-        folder.rmdir()
-    else:
-        st.session_state[f"gpt_run_{job.id}"] = (str(folder), name, preset_of(config))
+    try:
+        make_room(board)
+        folder = new_run_folder(preset_of(config) or "custom", owner=visitor_token())
+        command = cli_command(config, folder, folder / TEXT_FILE if name != SHAKESPEARE else None)
+        start_job("gpt", f"GPT {folder.name}", lambda report, c=config, d=data, f=folder, t=text: train_run(c, d, report, f, t, command=command),
+                  info={"folder": str(folder), "data": name, "preset": preset_of(config)}, expected_seconds=eta_seconds(config, ms))
+    except LabError as error:
+        show_error(error)
 view = job_panel("gpt", draw_live)
 if view is not None and view.state.finished and view.result is not None:
-    result, (folder, reference) = view.result, reference_for(view.id)
+    result, (folder, reference) = view.result, reference_for(view)
     stopped = f", stopped at iteration {result.iterations:,}" if result.stopped else ""
     st.success(f"Best val loss **{result.best_val_loss:.4f} nats/char** at iteration {result.best_iter:,} of {result.config.max_iters:,}{stopped}; "
                f"{duration(result.seconds)} of training. Kept in `{folder}`.", icon=":material/check_circle:")
@@ -266,19 +269,24 @@ if resumable:
         if st.button("Resume", key="gpt_resume", disabled=job_running("gpt"), icon=":material/resume:"):
             try:
                 resumed, resumed_data = resume_config(chosen, int(target)), run_text(chosen)
-                job = start_job("gpt", f"GPT {chosen.name} (resumed)", lambda report, c=resumed, d=resumed_data, f=chosen.folder: train_run(c, d, report, f, resume=True))
-                if job is not None:
-                    st.session_state[f"gpt_run_{job.id}"] = (str(chosen.folder), chosen.data_name, preset_of(chosen.config))
-                    st.rerun()
+                start_job("gpt", f"GPT {chosen.name} (resumed)", lambda report, c=resumed, d=resumed_data, f=chosen.folder: train_run(c, d, report, f, resume=True),
+                          info={"folder": str(chosen.folder), "data": chosen.data_name, "preset": preset_of(chosen.config)})
+                st.rerun()
             except LabError as error:
                 show_error(error)
 
 st.subheader("Compare runs")
+for note in runs.skipped:
+    st.caption(f":material/warning: {note}")
 if runs:
     st.dataframe(runs_table(runs), hide_index=True)
     shown = st.multiselect("Runs to plot", [run.name for run in runs], default=[run.name for run in runs[:6]])  # no key: a new run joins the plot
     st.plotly_chart(val_curves([run for run in runs if run.name in shown], REFERENCE), key="gpt_compare_curves")
     st.caption(f"Runs kept under {runs[0].folder.parent}. The gray line is nanoGPT's CPU recipe on tiny Shakespeare "
                "(val loss 1.8857 at iteration 2,000); runs on other texts are not comparable with it.")
+    keep, button = st.columns([3, 1], vertical_alignment="bottom")
+    kept = keep.selectbox("Download a run to keep it (weights, card and history, zipped)", [run.name for run in runs], key="gpt_download_run")
+    button.download_button("Download", lambda f=runs[0].folder.parent / kept: export_zip(f), f"{kept}.zip", "application/zip",
+                           key="gpt_download_zip", icon=":material/download:")
 else:
     st.info("No runs yet. Each training started here is kept in its own folder under DLLAB_RUNS_DIR (default runs/gpt), so it can be resumed and compared.")

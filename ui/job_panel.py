@@ -1,7 +1,13 @@
 """The job panel every training page uses: start, stop, progress, and a live view while it runs.
 
 The job's id lives in a plain page-prefixed session key (`<prefix>_job_id`), not a widget key,
-so a run survives navigating to another page and back.
+so a run survives navigating to another page and back; after a reload (a new session) the page
+finds the visitor's newest job from the board instead. What a page needs to draw its job again
+(its run folder, its data's name) travels in the job's `info`, not in the session.
+
+A job may wait in the board's queue first: the panel then shows its place and estimated wait, live,
+with Cancel, and turns into the training view when it starts. Each redraw tells the board someone is
+watching; in public mode a job nobody watches is stopped after a while and kept.
 
 While the job runs, the live part is a fragment with `run_every`: the page's full run draws it
 once, and the fragment's first timed rerun then stays in a loop that redraws it in place every
@@ -20,9 +26,9 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from engine.core.errors import BusyError
 from engine.core.jobs import Job, JobState, JobView, Reporter, board
 from ui.errors import show_error
+from ui.visitor import visitor_token
 
 _STATE_LABEL = {
     JobState.QUEUED: "Waiting to start",
@@ -30,6 +36,7 @@ _STATE_LABEL = {
     JobState.DONE: "Finished",
     JobState.STOPPED: "Stopped — the result so far is kept",
     JobState.FAILED: "Failed",
+    JobState.CANCELLED: "Cancelled before it started",
 }
 
 
@@ -37,24 +44,35 @@ def _key(prefix: str) -> str:
     return f"{prefix}_job_id"
 
 
-def start_job(prefix: str, name: str, run: Callable[[Reporter], Any]) -> Job | None:
-    """Submit `run` to the process-wide board; a full board is told to the person, not raised."""
-    try:
-        job = board.submit(name, run)
-    except BusyError as error:
-        show_error(error)
-        return None
+def start_job(prefix: str, name: str, run: Callable[[Reporter], Any], info: dict | None = None, expected_seconds: float | None = None) -> Job:
+    """Submit `run` to the process-wide board for this visitor: it starts now, or waits its turn in the queue."""
+    job = board.submit(name, run, owner=visitor_token(), page=prefix, info=info, expected_seconds=expected_seconds)
     st.session_state[_key(prefix)] = job.id
     return job
 
 
 def current_job(prefix: str) -> Job | None:
-    return board.get(st.session_state.get(_key(prefix)))
+    """This page's job for this visitor: the one this session started, else (after a reload) their newest."""
+    job = board.get(st.session_state.get(_key(prefix)))
+    if job is None or job.owner != visitor_token():
+        job = board.latest(visitor_token(), prefix)
+        if job is not None:
+            st.session_state[_key(prefix)] = job.id
+    return job
 
 
 def job_running(prefix: str) -> bool:
+    """True while this page's job runs or waits: the page then offers Stop, not another Train."""
     job = current_job(prefix)
     return job is not None and not job.state.finished
+
+
+def duration_words(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
 
 
 def progress_bar_html(fraction: float, label: str) -> str:
@@ -69,8 +87,14 @@ def progress_bar_html(fraction: float, label: str) -> str:
 
 
 def _status(view: JobView, unit: str) -> str:
+    if view.state is JobState.QUEUED:
+        others = "job" if view.queue_place == 1 else "jobs"
+        return (f"**Waiting for a free slot** · place {view.queue_place} in the queue ({view.queue_place} {others} to start before or "
+                f"with it) · starts in about {duration_words(view.wait_seconds or 0)} · the server trains {board.max_running} at once")
     progress = f"{unit} {view.done:,} of {view.total:,}" if view.total else "starting"
     state = "Stopping" if view.stop_requested and not view.state.finished else _STATE_LABEL[view.state]
+    if view.state is JobState.STOPPED and view.stop_reason:
+        state = f"Stopped because {view.stop_reason} — the result so far is kept"
     return f"**{state}** · {progress} · {view.seconds:.1f} s elapsed"
 
 
@@ -80,8 +104,11 @@ def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "it
     if job is None:
         return None
     running = not job.state.finished
+    job.watched()
     if running:
-        st.button("Stop", key=f"{prefix}_stop", on_click=job.stop, disabled=job.view().stop_requested, icon=":material/stop:")
+        waiting = job.state is JobState.QUEUED
+        st.button("Cancel" if waiting else "Stop", key=f"{prefix}_stop", on_click=job.stop, disabled=job.view().stop_requested,
+                  icon=":material/close:" if waiting else ":material/stop:", help="Leave the queue" if waiting else "End the training and keep what it has")
     calls = []  # the full run calls the fragment once; every later call is one of its timed reruns
 
     @st.fragment(run_every=interval if running else None)
@@ -90,17 +117,20 @@ def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "it
         streaming = running and len(calls) > 1
         status, bar, live = st.empty(), st.empty(), st.empty()
         drawn = None
+        started = job.state is not JobState.QUEUED
         while True:
-            view = job.view()
-            if streaming and view.state.finished:
+            job.watched()
+            view = board.view(job)
+            if streaming and (view.state.finished or (not started and view.state is not JobState.QUEUED)):
                 st.rerun()  # the whole page redraws with the results, and the fragment stops polling
             status.markdown(_status(view, unit))
-            bar.html(progress_bar_html(view.done / view.total if view.total else 0.0, f"{unit}s done"))
+            if view.state is not JobState.QUEUED:
+                bar.html(progress_bar_html(view.done / view.total if view.total else 0.0, f"{unit}s done"))
             if view.state is JobState.FAILED:
                 show_error(view.error or "The job failed without a message.")
             if view.state.finished:
                 return  # the page draws the result itself
-            if len(view.metrics) != drawn:  # only new rows change the figures, so no element repeats in this run
+            if view.state is not JobState.QUEUED and len(view.metrics) != drawn:  # only new rows change the figures, so no element repeats in this run
                 drawn = len(view.metrics)
                 with live.container():
                     draw_live(view)
@@ -109,4 +139,4 @@ def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "it
             job.wait(interval)  # returns the moment the job ends, so the results do not wait for the next tick
 
     panel()
-    return job.view()
+    return board.view(job)

@@ -20,7 +20,3 @@ class DataError(LabError):
 
 class CheckpointError(LabError):
     """A checkpoint that is missing, corrupt, or made for a different model."""
-
-
-class BusyError(LabError):
-    """Too many trainings are running on this server at once."""

@@ -10,8 +10,12 @@ between steps; it never knows who is listening. Three listeners exist:
 
 A `Job` runs a loop in a worker thread. The worker never touches Streamlit: it writes to the
 job's state under a lock and the page reads a consistent copy with `Job.view()`. The process-wide
-`board` caps how many jobs run at once (`DLLAB_MAX_JOBS`, default 2) so that a shared server stays
-responsive, and says so plainly when it is full.
+`board` runs at most `DLLAB_MAX_JOBS` jobs at once (default 2) so that a shared server stays
+responsive; the rest wait in a fair queue (the next to start is the oldest job of the visitor with
+the fewest running), and each waiting job knows its place and an estimated wait. A job belongs to
+the visitor who started it (`owner`, a random token, never a name). The board also stops a job that
+has run past its time limit, or, in public mode, one that nobody has watched for a while (it keeps
+what it has: the loops save when they stop, so it can be resumed).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from engine.core import settings
-from engine.core.errors import BusyError, LabError
+from engine.core.errors import LabError
 
 
 class Reporter(Protocol):
@@ -123,10 +127,11 @@ class JobState(str, enum.Enum):
     DONE = "done"
     STOPPED = "stopped"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # left the queue before it started
 
     @property
     def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.STOPPED, JobState.FAILED)
+        return self not in (JobState.QUEUED, JobState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,10 @@ class JobView:
     result: Any
     seconds: float
     stop_requested: bool
+    info: dict[str, Any] = field(default_factory=dict)  # what the page that started it needs to draw it again
+    stop_reason: str | None = None  # why the board stopped it, in words; None when the person did
+    queue_place: int | None = None  # 1 for the next to start; None unless queued
+    wait_seconds: float | None = None  # estimated time until it starts; None unless queued
 
 
 class JobReporter:
@@ -171,19 +180,30 @@ class JobReporter:
 
 
 _ids = itertools.count(1)
+FORGET_AFTER_SECONDS = 3600.0  # how long a finished job's result stays in memory for its page to show
 
 
 @dataclass(eq=False)
 class Job:
-    """One training loop, run in a daemon thread. `run(report)` is the loop; its return value is the result."""
+    """One training loop, run in a daemon thread. `run(report)` is the loop; its return value is the result.
+
+    `owner` is the visitor's token, `page` the page that started it (its key prefix), `info` plain values
+    that page needs to draw the job again after a reload, and `expected_seconds` its estimated length,
+    from which the queue estimates waits.
+    """
 
     name: str
     run: Callable[[Reporter], Any]
+    owner: str = ""
+    page: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    expected_seconds: float | None = None
     id: str = field(default_factory=lambda: f"job-{next(_ids)}")
 
     def __post_init__(self):
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._ended = threading.Event()
         self._state = JobState.QUEUED
         self._metrics: list[dict[str, float]] = []
         self._snapshots: dict[str, Any] = {}
@@ -191,13 +211,20 @@ class Job:
         self._total = 0
         self._error: str | None = None
         self._result: Any = None
+        self._submitted = time.monotonic()
         self._started = 0.0
         self._finished = 0.0
+        self._watched = time.monotonic()
+        self._stop_reason: str | None = None
+        self._on_end: Callable[[Job], None] | None = None
         self._thread = threading.Thread(target=self._work, name=self.id, daemon=True)
 
     def start(self) -> "Job":
-        self._started = time.perf_counter()
-        self._state = JobState.RUNNING
+        with self._lock:
+            if self._state is not JobState.QUEUED:
+                return self
+            self._started = time.monotonic()
+            self._state = JobState.RUNNING
         self._thread.start()
         return self
 
@@ -216,24 +243,57 @@ class Job:
     def _finish(self, state: JobState, result: Any = None, error: str | None = None) -> None:
         with self._lock:
             self._state, self._result, self._error = state, result, error
-            self._finished = time.perf_counter()
+            self._finished = time.monotonic()
+        self._ended.set()
+        if self._on_end is not None:
+            self._on_end(self)
 
-    def stop(self) -> None:
-        """Ask the loop to end at its next check; it keeps what it has and returns."""
+    def stop(self, reason: str | None = None) -> None:
+        """Ask the loop to end at its next check (it keeps what it has and returns); a queued job leaves the queue."""
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+            queued = self._state is JobState.QUEUED
         self._stop.set()
+        if queued:
+            self._finish(JobState.CANCELLED)
+
+    def watched(self) -> None:
+        """Someone is looking at this job now (its page drew it); in public mode an unwatched job is stopped."""
+        with self._lock:
+            self._watched = time.monotonic()
+
+    def unwatched_seconds(self) -> float:
+        with self._lock:
+            return time.monotonic() - self._watched
+
+    def running_seconds(self) -> float:
+        with self._lock:
+            return time.monotonic() - self._started if self._state is JobState.RUNNING else 0.0
 
     def wait(self, timeout: float | None = None) -> JobState:
-        self._thread.join(timeout)
-        return self.view().state
+        self._ended.wait(timeout)
+        return self.state
 
     @property
     def state(self) -> JobState:
         with self._lock:
             return self._state
 
-    def view(self) -> JobView:
+    def remaining_seconds(self) -> float:
+        """How much longer it will probably run: from its progress so far, else from its expected length."""
         with self._lock:
-            end = self._finished if self._state.finished else time.perf_counter()
+            if self._state.finished:
+                return 0.0
+            elapsed = time.monotonic() - self._started if self._state is JobState.RUNNING else 0.0
+            if self._state is JobState.RUNNING and self._done > 0 and self._total > 0:
+                return elapsed * (self._total - self._done) / self._done
+            expected = self.expected_seconds if self.expected_seconds is not None else 60.0
+            return max(expected - elapsed, 1.0)
+
+    def view(self, queue_place: int | None = None, wait_seconds: float | None = None) -> JobView:
+        with self._lock:
+            end = self._finished if self._state.finished else time.monotonic()
             return JobView(
                 id=self.id,
                 name=self.name,
@@ -246,37 +306,157 @@ class Job:
                 result=self._result,
                 seconds=end - self._started if self._started else 0.0,
                 stop_requested=self._stop.is_set(),
+                info=dict(self.info),
+                stop_reason=self._stop_reason,
+                queue_place=queue_place,
+                wait_seconds=wait_seconds,
             )
 
 
 class JobBoard:
-    """All jobs of this process. At most `max_running` run at once; the next one is refused, plainly."""
+    """All jobs of this process. At most `max_running` run at once; the others wait in a fair queue.
 
-    def __init__(self, max_running: int | None = None):
+    `time_limit` (seconds) stops a job that has run that long; `idle_limit` (seconds, or None) stops a
+    job, running or waiting, that no page has drawn for that long. Both keep what the job has.
+    """
+
+    def __init__(self, max_running: int | None = None, time_limit: float | None = None, idle_limit: float | None = None):
         self.max_running = max_running or settings.max_jobs()
-        self._lock = threading.Lock()
+        self.time_limit = time_limit
+        self.idle_limit = idle_limit
+        self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
+        self._queue: list[Job] = []
+        self._watchdog: threading.Thread | None = None
 
-    def submit(self, name: str, run: Callable[[Reporter], Any]) -> Job:
+    def submit(self, name: str, run: Callable[[Reporter], Any], owner: str = "", page: str = "", info: dict | None = None,
+               expected_seconds: float | None = None) -> Job:
+        """A new job: started now if a slot is free, else queued. Never refused."""
+        job = Job(name, run, owner=owner, page=page, info=dict(info or {}), expected_seconds=expected_seconds)
+        job._on_end = self._job_ended
         with self._lock:
-            running = [job for job in self._jobs.values() if not job.state.finished]
-            if len(running) >= self.max_running:
-                names = ", ".join(job.name for job in running)
-                raise BusyError(
-                    f"The server is busy: {len(running)} trainings are running ({names}) and the limit "
-                    f"is {self.max_running}. Try again when one finishes, or stop one of yours."
-                )
-            job = Job(name, run)
+            self._forget_old()
             self._jobs[job.id] = job
-            return job.start()
+            self._queue.append(job)
+            self._start_waiting()
+        self._ensure_watchdog()
+        return job
+
+    def _forget_old(self) -> None:
+        """Drop finished jobs (and the results they hold) an hour after they ended, but each visitor's newest on each page."""
+        newest = {(job.owner, job.page): job for job in sorted(self._jobs.values(), key=lambda job: job._submitted)}
+        now = time.monotonic()
+        for job in list(self._jobs.values()):
+            if job.state.finished and now - job._finished > FORGET_AFTER_SECONDS and newest[(job.owner, job.page)] is not job:
+                del self._jobs[job.id]
+
+    def _job_ended(self, job: Job) -> None:
+        with self._lock:
+            if job in self._queue:
+                self._queue.remove(job)
+            self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Fill free slots from the queue, fairly: the oldest job of the owner with the fewest running."""
+        while self._queue and len(self.running()) < self.max_running:
+            running_per_owner: dict[str, int] = {}
+            for job in self.running():
+                running_per_owner[job.owner] = running_per_owner.get(job.owner, 0) + 1
+            nxt = min(self._queue, key=lambda job: (running_per_owner.get(job.owner, 0), job._submitted))
+            self._queue.remove(nxt)
+            nxt.start()
+
+    def queue_order(self) -> list[Job]:
+        """The waiting jobs in the order they would start if nothing else changed."""
+        with self._lock:
+            running_per_owner: dict[str, int] = {}
+            for job in self.running():
+                running_per_owner[job.owner] = running_per_owner.get(job.owner, 0) + 1
+            waiting, order = list(self._queue), []
+            while waiting:
+                nxt = min(waiting, key=lambda job: (running_per_owner.get(job.owner, 0), job._submitted))
+                waiting.remove(nxt)
+                order.append(nxt)
+                running_per_owner[nxt.owner] = running_per_owner.get(nxt.owner, 0) + 1
+            return order
+
+    def place(self, job: Job) -> tuple[int, float] | None:
+        """A waiting job's place (1: next) and estimated seconds until it starts; None if it is not waiting.
+
+        The estimate plays the queue forward: each slot frees when its job's remaining time runs out,
+        and each job ahead takes the next free slot for its expected length.
+        """
+        with self._lock:
+            order = self.queue_order()
+            if job not in order:
+                return None
+            slots = sorted(running.remaining_seconds() for running in self.running())
+            slots += [0.0] * (self.max_running - len(slots))
+            for ahead in order[: order.index(job)]:
+                slots.sort()
+                slots[0] += ahead.remaining_seconds()
+            return order.index(job) + 1, min(slots)
+
+    def view(self, job: Job) -> JobView:
+        placed = self.place(job) if job.state is JobState.QUEUED else None
+        return job.view(*placed) if placed else job.view()
 
     def get(self, job_id: str | None) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id) if job_id else None
 
+    def all_jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
     def running(self) -> list[Job]:
         with self._lock:
-            return [job for job in self._jobs.values() if not job.state.finished]
+            return [job for job in self._jobs.values() if job.state is JobState.RUNNING]
+
+    def waiting(self) -> list[Job]:
+        with self._lock:
+            return [job for job in self._queue if job.state is JobState.QUEUED]
+
+    def latest(self, owner: str, page: str) -> Job | None:
+        """The newest job this visitor started from this page: what a reload of the page shows again."""
+        with self._lock:
+            mine = [job for job in self._jobs.values() if job.owner == owner and job.page == page]
+            return max(mine, key=lambda job: job._submitted, default=None)
+
+    def enforce_limits(self) -> None:
+        """Stop the jobs past their time limit, and in public mode the ones nobody has watched for too long."""
+        with self._lock:
+            jobs = [job for job in self._jobs.values() if not job.state.finished]
+        for job in jobs:
+            if self.time_limit is not None and job.running_seconds() > self.time_limit:
+                job.stop(f"it reached this server's limit of {self.time_limit / 60:g} minutes per training")
+            elif self.idle_limit is not None and job.unwatched_seconds() > self.idle_limit:
+                job.stop(f"nobody had watched it for {self.idle_limit / 60:g} minutes, so it gave its place to others")
+
+    def _ensure_watchdog(self) -> None:
+        if self.time_limit is None and self.idle_limit is None:
+            return
+        with self._lock:
+            if self._watchdog is not None and self._watchdog.is_alive():
+                return
+            self._watchdog = threading.Thread(target=self._watch, name="job-watchdog", daemon=True)
+            self._watchdog.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(1.0)
+            self.enforce_limits()
+            with self._lock:
+                if all(job.state.finished for job in self._jobs.values()):
+                    self._watchdog = None
+                    return
 
 
-board = JobBoard()
+def board_from_settings() -> JobBoard:
+    """The board this server's settings describe: in public mode, jobs have a time limit and stop when unwatched."""
+    if settings.public_mode():
+        return JobBoard(settings.max_jobs(), time_limit=settings.job_seconds(), idle_limit=settings.idle_stop_seconds())
+    return JobBoard(settings.max_jobs())
+
+
+board = board_from_settings()

@@ -18,15 +18,16 @@ import json
 import math
 import os
 import statistics
-import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from engine.core.checkpoints import SHIPPED_DIR, card_path, load_checkpoint, read_card, runs_dir, save_checkpoint, weights_path, write_atomically
+from engine.core import runs as core_runs
+from engine.core.checkpoints import SHIPPED_DIR, card_path, load_checkpoint, read_card, save_checkpoint, weights_path, write_atomically
 from engine.core.device import pick_device
 from engine.core.errors import CheckpointError, ConfigError, DataError, LabError
 from engine.core.jobs import Reporter
+from engine.core.runs import HISTORY_FILE, RUN_FILE, RunList, RunRecorder, mapping, number, read_history, read_json, text as text_or, whole, write_json
 from engine.gpt.checkpoint import KIND, checkpoint_in, find_checkpoint
 from engine.gpt.data import CharData, load_shakespeare, prepare_text, read_text_file
 from engine.gpt.estimate import ParamCount, StepTime
@@ -34,79 +35,18 @@ from engine.gpt.train import CPU, GPTResult, TrainConfig, train
 
 SHIPPED_CHECKPOINT = SHIPPED_DIR / "gpt_shakespeare"  # gpt_shakespeare.safetensors and .json
 SHAKESPEARE = "tiny Shakespeare"  # the data name train.py's card records for it
-RUN_FILE, HISTORY_FILE, TEXT_FILE = "run.json", "history.jsonl", "text.txt"
+TEXT_FILE = "text.txt"
 NOT_COMPARED = ("device", "compile")  # settings that change where a run goes, not what it learns
 SHAPE = ("n_layer", "n_head", "n_embd", "block_size", "bias", "batch_size", "gradient_accumulation_steps")  # what an iteration's time depends on
 
 
 def gpt_runs_dir() -> Path:
-    return runs_dir() / "gpt"
+    return core_runs.lab_runs_dir("gpt")
 
 
-def new_run_folder(label: str) -> Path:
-    """An empty folder runs/gpt/<date-time>-<label>, made now."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        folder = gpt_runs_dir() / (f"{stamp}-{label}" if n == 1 else f"{stamp}-{label}-{n}")
-        try:
-            folder.mkdir(parents=True)
-            return folder
-        except FileExistsError:
-            continue
-    raise DataError(f"Could not make a new run folder under {gpt_runs_dir()}.")
-
-
-def write_json(path: Path, values: dict) -> None:
-    write_atomically(path, json.dumps(values, indent=2).encode())
-
-
-def read_json(path: Path) -> dict:
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    return values if isinstance(values, dict) else {}
-
-
-def read_history(folder: Path) -> list[dict[str, float]]:
-    """The metric rows a run recorded, in order; a torn last line (a run cut off mid-write) is skipped."""
-    rows = []
-    try:
-        lines = (Path(folder) / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return rows
-    for line in lines:
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-class RunRecorder:
-    """A Reporter that appends each metric row to the run's history.jsonl and passes everything on to `inner`."""
-
-    def __init__(self, inner: Reporter, folder: Path):
-        self.inner = inner
-        self.path = Path(folder) / HISTORY_FILE
-        self.sample = ""
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.inner.stop_requested
-
-    def metric(self, step: int, **values: float) -> None:
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps({"step": step, **{k: float(v) for k, v in values.items()}}) + "\n")
-        self.inner.metric(step, **values)
-
-    def snapshot(self, name: str, value: Any) -> None:
-        if name == "sample":
-            self.sample = value
-        self.inner.snapshot(name, value)
-
-    def progress(self, done: int, total: int) -> None:
-        self.inner.progress(done, total)
+def new_run_folder(label: str, owner: str = "") -> Path:
+    """An empty folder runs/gpt/<date-time>-<label>, made now, owned by the visitor `owner`."""
+    return core_runs.new_run_folder("gpt", label, owner)
 
 
 def train_run(
@@ -130,7 +70,7 @@ def train_run(
         (folder / HISTORY_FILE).unlink(missing_ok=True)
         if text is not None and data.name != SHAKESPEARE:
             write_atomically(folder / TEXT_FILE, text.encode("utf-8"))
-        info = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "data": {"name": data.name, "characters": data.characters, "fingerprint": data.fingerprint}}
+        info = {**info, "data": {"name": data.name, "characters": data.characters, "fingerprint": data.fingerprint}}  # keeps created and owner
     device = pick_device(None if config.device == "auto" else config.device).type
     info.update(config=asdict(config), device=device, state="running", error=None, command=command, pid=os.getpid())
     write_json(folder / RUN_FILE, info)
@@ -194,55 +134,60 @@ class RunInfo:
 
 
 def read_run(folder: Path) -> RunInfo | None:
-    """A run folder -> RunInfo, or None when the folder holds neither run.json nor a checkpoint card."""
+    """A run folder -> RunInfo, or None when the folder holds neither run.json nor a checkpoint card.
+
+    Every value is taken only if it has the type it should: a hand-edited or torn file gives a run with
+    less to show, never an exception in a page.
+    """
     folder = Path(folder)
     info = read_json(folder / RUN_FILE)
     card: dict = {}
-    error = info.get("error")
+    error = text_or(info.get("error")) or None
     if card_path(checkpoint_in(folder)).exists():
         try:
             card = read_card(checkpoint_in(folder))
         except CheckpointError as problem:
             error = str(problem)
-    if not info and not card:
+    if not info.keys() - {"created", "owner"} and not card:
         return None
-    metrics = card.get("metrics") or {}
+    metrics, params = mapping(card.get("metrics")), mapping(card.get("params"))
     try:
-        config = TrainConfig.from_dict(info.get("config") or card.get("config"))
-    except (TypeError, ConfigError):
+        config = TrainConfig.from_dict(mapping(info.get("config")) or mapping(card.get("config"))).validate()
+    except (TypeError, ValueError, LabError):
         config = None
-    params = card.get("params") or {}
-    has_checkpoint = bool(card) and weights_path(checkpoint_in(folder)).exists()
+    has_checkpoint = bool(card) and error is None and weights_path(checkpoint_in(folder)).exists()
+    pick = lambda key, fallback, kind=number: kind(info.get(key)) if kind(info.get(key)) is not None else kind(metrics.get(fallback))  # noqa: E731
+    totals = (whole(params.get("non_embedding")), whole(params.get("total")))
     return RunInfo(
         name=folder.name,
         folder=folder,
         config=config,
-        data_name=(info.get("data") or card.get("data") or {}).get("name", "unknown text"),
+        data_name=text_or(mapping(info.get("data") or card.get("data")).get("name"), "unknown text"),
         state=run_state(info),
-        best_val_loss=info.get("best_val_loss", metrics.get("best_val_loss")),
-        best_iter=info.get("best_iter", metrics.get("iter")),
-        iterations=info.get("iterations", metrics.get("iter")),
-        seconds=info.get("seconds", metrics.get("seconds")),
-        params=ParamCount(params["non_embedding"], params["total"]) if "total" in params else None,
+        best_val_loss=pick("best_val_loss", "best_val_loss"),
+        best_iter=pick("best_iter", "iter", whole),
+        iterations=pick("iterations", "iter", whole),
+        seconds=pick("seconds", "seconds"),
+        params=ParamCount(*totals) if None not in totals else None,
         has_checkpoint=has_checkpoint,
-        resumable=has_checkpoint and card.get("optimizer_step") is not None,
+        resumable=has_checkpoint and whole(card.get("optimizer_step")) is not None,
         history=read_history(folder),
         error=error,
-        device=info.get("device"),
-        command=info.get("command") or card.get("command", ""),
+        device=text_or(info.get("device")) or None,
+        command=text_or(info.get("command")) or text_or(card.get("command")),
     )
 
 
 def run_state(info: dict) -> str:
     """run.json's state; a run whose process has gone without finishing it was interrupted."""
-    state = info.get("state", "saved")
+    state = text_or(info.get("state"), "saved")
     if state == "running" and not process_alive(info.get("pid")):
         return "interrupted"
     return state
 
 
 def process_alive(pid) -> bool:
-    if not isinstance(pid, int):
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31:
         return False
     try:
         os.kill(pid, 0)
@@ -253,18 +198,10 @@ def process_alive(pid) -> bool:
     return True
 
 
-def list_runs(folder: Path | None = None) -> list[RunInfo]:
-    """Every run under runs/gpt (or `folder`), newest first."""
-    root = Path(folder) if folder is not None else gpt_runs_dir()
-    if not root.is_dir():
-        return []
-    runs = [run for path in root.iterdir() if path.is_dir() and (run := read_run(path)) is not None]
-    return sorted(runs, key=lambda run: newest_file_time(run.folder), reverse=True)
-
-
-def newest_file_time(folder: Path) -> float:
-    times = [path.stat().st_mtime for name in (RUN_FILE, "model.json") if (path := folder / name).exists()]
-    return max(times, default=0.0)
+def list_runs(folder: Path | None = None, visitor: str | None = None) -> RunList:
+    """Every run under runs/gpt (or `folder`) that `visitor` may see, newest first; unreadable folders are
+    skipped with a note in the list's `skipped`."""
+    return core_runs.list_runs_of(Path(folder) if folder is not None else gpt_runs_dir(), read_run, visitor)
 
 
 def run_text(run: RunInfo) -> CharData:

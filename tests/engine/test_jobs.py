@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from engine.core.errors import BusyError, ConfigError
+from engine.core.errors import ConfigError
 from engine.core.jobs import ConsoleReporter, JobBoard, JobState, SilentReporter
 
 
@@ -54,15 +54,102 @@ def test_a_bug_is_reported_with_its_type(capsys):
     assert job.view().error.startswith("ZeroDivisionError")
 
 
-def test_the_board_refuses_more_than_its_cap_plainly():
+def test_the_board_queues_beyond_its_cap_and_starts_the_next_when_a_slot_frees():
     gate = threading.Event()
     board = JobBoard(max_running=1)
     first = board.submit("first", counting_loop(3, gate))
-    with pytest.raises(BusyError, match="busy.*first.*limit is 1"):
-        board.submit("second", counting_loop(3))
+    second = board.submit("second", counting_loop(3))
+    assert second.state is JobState.QUEUED
+    assert board.place(second)[0] == 1
+    assert board.view(second).queue_place == 1 and board.view(second).wait_seconds > 0
     gate.set()
+    assert first.wait(5) is JobState.DONE
+    assert second.wait(5) is JobState.DONE
+    assert board.place(second) is None
+
+
+def test_cancel_leaves_the_queue_without_running():
+    gate = threading.Event()
+    board = JobBoard(max_running=1)
+    first = board.submit("first", counting_loop(3, gate), owner="a")
+    second, third = board.submit("second", counting_loop(3), owner="b"), board.submit("third", counting_loop(3), owner="c")
+    assert board.place(third)[0] == 2
+    second.stop()
+    assert second.state is JobState.CANCELLED and second.view().metrics == []
+    assert board.place(third)[0] == 1
+    gate.set()
+    assert third.wait(5) is JobState.DONE and second.view().metrics == []
     first.wait(5)
-    assert board.submit("third", counting_loop(1)).wait(5) is JobState.DONE
+
+
+def test_the_queue_is_fair_a_visitor_with_a_job_running_waits_behind_one_without():
+    gate = threading.Event()
+    board = JobBoard(max_running=2)
+    busy = [board.submit(f"a{n}", counting_loop(2, gate), owner="alice") for n in range(2)]
+    alices_third = board.submit("a3", counting_loop(1), owner="alice")
+    bobs_first = board.submit("b1", counting_loop(1), owner="bob")
+    assert board.queue_order() == [bobs_first, alices_third]
+    gate.set()
+    for job in busy + [alices_third, bobs_first]:
+        assert job.wait(5) is JobState.DONE
+
+
+def test_the_wait_estimate_follows_the_running_jobs_progress():
+    release = threading.Event()
+
+    def half_done(report):
+        report.progress(50, 100)
+        release.wait(5)
+
+    board = JobBoard(max_running=1)
+    running = board.submit("running", half_done)
+    while running.view().done != 50:
+        threading.Event().wait(0.01)
+    waiting = board.submit("waiting", counting_loop(1), expected_seconds=10)
+    after = board.submit("after", counting_loop(1))
+    place, seconds = board.place(waiting)
+    place_after, seconds_after = board.place(after)
+    assert place == 1 and place_after == 2
+    assert seconds == pytest.approx(running.running_seconds(), rel=0.5, abs=0.2)  # half done: as long again
+    assert seconds_after == pytest.approx(seconds + 10, abs=0.5)
+    release.set()
+    after.wait(5)
+
+
+def test_a_job_nobody_watches_is_stopped_and_keeps_its_result():
+    board = JobBoard(max_running=1, idle_limit=0.2)
+    job = board.submit("unwatched", counting_loop(10_000_000))
+    assert job.wait(10) is JobState.STOPPED
+    view = job.view()
+    assert view.result is not None and view.result < 10_000_000
+    assert "nobody had watched it" in view.stop_reason
+
+
+def test_a_watched_job_is_not_stopped_for_idleness():
+    gate = threading.Event()
+    board = JobBoard(max_running=1, idle_limit=0.5)
+    job = board.submit("watched", counting_loop(2, gate))
+    for _ in range(15):
+        job.watched()
+        threading.Event().wait(0.1)
+    assert job.state is JobState.RUNNING
+    gate.set()
+    assert job.wait(5) is JobState.DONE
+
+
+def test_a_job_past_the_time_limit_is_stopped():
+    board = JobBoard(max_running=1, time_limit=0.2)
+    job = board.submit("long", counting_loop(10_000_000))
+    assert job.wait(10) is JobState.STOPPED
+    assert "limit of" in job.view().stop_reason
+
+
+def test_latest_finds_a_visitors_job_on_a_page_and_no_one_elses():
+    board = JobBoard(max_running=2)
+    mine = board.submit("mine", counting_loop(1), owner="me", page="gpt")
+    board.submit("theirs", counting_loop(1), owner="them", page="gpt")
+    assert board.latest("me", "gpt") is mine
+    assert board.latest("me", "dif") is None and board.latest("nobody", "gpt") is None
 
 
 def test_silent_reporter_requests_a_stop_after_n_rows():
