@@ -12,6 +12,7 @@ from engine.core.errors import ConfigError, LabError
 from engine.core.fetch import find_local
 from engine.core.jobs import JobState, JobView, board
 from engine.core.runs import export_zip, make_room
+from engine.core.settings import check_step_limit
 from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, load_model
 from engine.ddpm.classifier import CONFIDENT, SHIPPED_CLASSIFIER, load_classifier, score_samples
 from engine.ddpm.data import MNIST_FILES, batch_images, load_mnist, mnist_available, to_unit
@@ -264,7 +265,9 @@ config = None
 try:
     values = {name: st.session_state[f"dif_{name}"] for name in FIELDS}
     values = {name: (value if name in ("schedule", "conditional") else type(getattr(PRESETS["quick"], name))(value)) for name, value in values.items()}
-    config = replace(PRESETS[st.session_state.dif_preset], **values).validate()
+    asked = replace(PRESETS[st.session_state.dif_preset], **values).validate()
+    check_step_limit("ddpm", asked.epochs)
+    config = asked
 except (ConfigError, TypeError, ValueError) as error:
     show_error(error if isinstance(error, ConfigError) else f"A setting is not a number: {error}")
 if config is not None:
@@ -317,10 +320,14 @@ if resumable:
         target = st.number_input("Continue to epoch", int(chosen.epoch) + 1, 1000, max(chosen.config.epochs, int(chosen.epoch) + 1), key=f"dif_resume_to_{chosen.name}",
                                  help="From its last checkpoint, with the settings it started with.")
         if st.button("Resume", key="dif_resume", disabled=data is None or job_running("dif"), icon=":material/resume:"):
-            resumed = replace(chosen.config, epochs=int(target))
-            start_job("dif", f"DDPM {chosen.name} (resumed)", lambda report, c=resumed, d=data, f=chosen.folder: train(c, d, report, out=f, resume=f),
-                      info={"folder": str(chosen.folder)})
-            st.rerun()
+            try:
+                check_step_limit("ddpm", int(target))
+                resumed = replace(chosen.config, epochs=int(target))
+                start_job("dif", f"DDPM {chosen.name} (resumed)", lambda report, c=resumed, d=data, f=chosen.folder: train(c, d, report, out=f, resume=f),
+                          info={"folder": str(chosen.folder)})
+                st.rerun()
+            except ConfigError as error:
+                show_error(error)
 if runs:
     keep, button = st.columns([3, 1], vertical_alignment="bottom")
     kept = keep.selectbox("Download a run to keep it (checkpoints and cards, zipped)", [run.name for run in runs], key="dif_download_run")

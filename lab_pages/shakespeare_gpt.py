@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine.core.device import autocast_dtype, pick_device
+from engine.core.settings import check_step_limit
 from engine.core.errors import ConfigError, LabError
 from engine.core.fetch import find_local
 from engine.core.jobs import JobView, board
@@ -171,7 +172,9 @@ with st.expander("More settings (AdamW, evaluation, seed)"):
         setting(columns[index % 6], name)
 config = None
 try:
-    config = TrainConfig(**{name: type(getattr(CPU, name))(st.session_state[f"gpt_{name}"]) for name in FIELDS}).validate()
+    asked = TrainConfig(**{name: type(getattr(CPU, name))(st.session_state[f"gpt_{name}"]) for name in FIELDS}).validate()
+    check_step_limit("gpt", asked.max_iters)
+    config = asked
 except ConfigError as error:
     show_error(error)
 
@@ -268,6 +271,7 @@ if resumable:
                                  key=f"gpt_resume_to_{chosen.name}", help="From its best checkpoint; beyond lr_decay_iters the learning rate stays at min_lr.")
         if st.button("Resume", key="gpt_resume", disabled=job_running("gpt"), icon=":material/resume:"):
             try:
+                check_step_limit("gpt", int(target))
                 resumed, resumed_data = resume_config(chosen, int(target)), run_text(chosen)
                 start_job("gpt", f"GPT {chosen.name} (resumed)", lambda report, c=resumed, d=resumed_data, f=chosen.folder: train_run(c, d, report, f, resume=True),
                           info={"folder": str(chosen.folder), "data": chosen.data_name, "preset": preset_of(chosen.config)})

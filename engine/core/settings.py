@@ -19,6 +19,8 @@ How a shared server behaves:
     DLLAB_JOB_SECONDS           in public mode, the longest one training may run, in seconds (1800)
     DLLAB_RUNS_QUOTA_MB         in public mode, the most disk all runs may take; the oldest runs of
                                 visitors long gone are removed first (2000)
+    DLLAB_GPT_MAX_ITERS         in public mode, the most GPT iterations a run may ask for (5000, the GPU recipe's)
+    DLLAB_DDPM_MAX_EPOCHS       in public mode, the most DDPM epochs a run may ask for (5, the shipped recipe's)
     DLLAB_THREADS / CPU_CORES   CPU threads torch may use (CPU_CORES is what a Space declares)
 """
 
@@ -117,6 +119,22 @@ def job_seconds() -> float:
 
 def runs_quota_bytes() -> int:
     return int(_positive_number("DLLAB_RUNS_QUOTA_MB", 2000.0, whole=False) * 1024 * 1024)
+
+
+STEP_LIMITS = {  # lab -> (variable, default in public mode, the config's name for it)
+    "gpt": ("DLLAB_GPT_MAX_ITERS", 5000, "max_iters"),
+    "ddpm": ("DLLAB_DDPM_MAX_EPOCHS", 5, "epochs"),
+}
+
+
+def check_step_limit(lab: str, steps: int) -> None:
+    """In public mode, refuse a run longer than this server's limit for the lab, naming the limit and its variable."""
+    variable, default, name = STEP_LIMITS[lab]
+    if not public_mode():
+        return
+    limit = int(_positive_number(variable, default))
+    if steps > limit:
+        raise ConfigError(f"{name} ({steps:,}) is above this shared server's limit of {limit:,} ({variable}); run longer ones on your own machine.")
 
 
 def cpu_threads() -> int | None:

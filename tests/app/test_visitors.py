@@ -74,7 +74,7 @@ def test_two_visitors_never_see_each_others_runs(public):
 
 
 def test_a_full_server_queues_the_next_visitor_then_runs_their_job(public):
-    alice, bob = train_tiny(visit(), max_iters=100_000), visit()
+    alice, bob = train_tiny(visit(), max_iters=5000), visit()
     alices_job = board.get(alice.session_state["gpt_job_id"])
     train_tiny(bob)
     bobs_job = board.get(bob.session_state["gpt_job_id"])
@@ -89,7 +89,7 @@ def test_a_full_server_queues_the_next_visitor_then_runs_their_job(public):
 
 
 def test_cancel_takes_a_job_out_of_the_queue(public):
-    alice, bob = train_tiny(visit(), max_iters=100_000), visit()
+    alice, bob = train_tiny(visit(), max_iters=5000), visit()
     train_tiny(bob)
     bobs_job = board.get(bob.session_state["gpt_job_id"])
     bob.button(key="gpt_stop").click().run()
@@ -99,7 +99,7 @@ def test_cancel_takes_a_job_out_of_the_queue(public):
 
 
 def test_a_reload_finds_the_running_job_with_its_stop_button(public):
-    first = train_tiny(visit(), max_iters=100_000)
+    first = train_tiny(visit(), max_iters=5000)
     job = board.get(first.session_state["gpt_job_id"])
     reloaded = visit(token_of(first))  # a new session: what a reload or a second tab is
     assert reloaded.session_state["gpt_job_id"] == job.id
@@ -110,3 +110,13 @@ def test_a_reload_finds_the_running_job_with_its_stop_button(public):
     assert "stopped at iteration" in texts(reloaded, "success")
     stranger = visit()
     assert "gpt_job_id" not in stranger.session_state and not [button for button in stranger.button if button.key == "gpt_stop"]
+
+
+def test_a_run_longer_than_a_public_servers_limit_is_refused_beside_the_settings(public, monkeypatch):
+    monkeypatch.setenv("DLLAB_GPT_MAX_ITERS", "300")
+    at = visit()
+    paste_tiny(at, max_iters=301)
+    assert "max_iters (301) is above this shared server's limit of 300 (DLLAB_GPT_MAX_ITERS)" in texts(at, "error")
+    assert at.button(key="gpt_train").disabled
+    at.number_input(key="gpt_max_iters").set_value(300).run()
+    assert not at.button(key="gpt_train").disabled
