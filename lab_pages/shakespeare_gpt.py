@@ -249,8 +249,12 @@ view = job_panel("gpt", draw_live)
 if view is not None and view.state.finished and view.result is not None:
     result, (folder, reference) = view.result, reference_for(view)
     stopped = f", stopped at iteration {result.iterations:,}" if result.stopped else ""
-    st.success(f"Best val loss **{result.best_val_loss:.4f} nats/char** at iteration {result.best_iter:,} of {result.config.max_iters:,}{stopped}; "
-               f"{duration(result.seconds)} of training. Kept in `{folder}`.", icon=":material/check_circle:")
+    if result.best_val_loss < float("inf"):
+        st.success(f"Best val loss **{result.best_val_loss:.4f} nats/char** at iteration {result.best_iter:,} of {result.config.max_iters:,}{stopped}; "
+                   f"{duration(result.seconds)} of training. Kept in `{folder}`.", icon=":material/check_circle:")
+    else:
+        st.warning(f"Stopped at iteration {result.iterations:,}, before its first evaluation finished: there is no loss to report and no "
+                   "checkpoint to keep.", icon=":material/info:")
     curve, sample = st.columns([3, 2])
     curve.plotly_chart(training_curves(read_history(folder) if folder else view.metrics, "Loss of your run", reference), key="gpt_result_curve")
     if "sample" in view.snapshots:

@@ -95,7 +95,9 @@ def _status(view: JobView, unit: str) -> str:
     state = "Stopping" if view.stop_requested and not view.state.finished else _STATE_LABEL[view.state]
     if view.state is JobState.STOPPED and view.stop_reason:
         state = f"Stopped because {view.stop_reason} — the result so far is kept"
-    return f"**{state}** · {progress} · {view.seconds:.1f} s elapsed"
+    phase = view.snapshots.get("phase")
+    doing = f" · {phase}" if view.state is JobState.RUNNING and isinstance(phase, str) and phase != "training" else ""
+    return f"**{state}** · {progress}{doing} · {view.seconds:.1f} s elapsed"
 
 
 def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "iteration", interval: float = 1.0) -> JobView | None:

@@ -47,9 +47,11 @@ class Reporter(Protocol):
 
 
 class SilentReporter:
-    """Records everything and prints nothing. `stop_after` requests a stop after that many metric rows."""
+    """Records everything and prints nothing. `stop_after` requests a stop after that many metric rows;
+    `stop_grace` is how long the loop may then finish what it is doing (see StopDeadline)."""
 
-    def __init__(self, stop_after: int | None = None):
+    def __init__(self, stop_after: int | None = None, stop_grace: float = 1.0):
+        self.stop_grace = stop_grace
         self.metrics: list[dict[str, float]] = []
         self.snapshots: dict[str, Any] = {}
         self.done_total: tuple[int, int] = (0, 0)
@@ -87,7 +89,7 @@ class ConsoleReporter:
                 print(line, file=self.stream)
 
     def snapshot(self, name: str, value: Any) -> None:
-        if isinstance(value, str):
+        if isinstance(value, str) and name != "phase":  # phases change many times a second: the bar shows progress
             print(f"--- {name} ---\n{value}", file=self.stream)
 
     def progress(self, done: int, total: int) -> None:
@@ -119,6 +121,32 @@ class ConsoleReporter:
             yield self
         finally:
             signal.signal(signal.SIGINT, previous)
+
+
+class StopDeadline:
+    """Once a stop is requested, a loop has `grace` seconds to finish what it is doing; after that, long work
+    in progress (an evaluation, a sample) is abandoned, so Stop takes effect within about a second.
+
+    Loops also name their phase through `phase(text)` (a "phase" snapshot: "estimating the loss: 12 of 40
+    batches"), so a person watching sees what is happening instead of a counter that does not move.
+    A reporter may carry its own `stop_grace` (seconds): a test that needs a stopped run's last
+    evaluation, however loaded the machine, gives it all the time it takes.
+    """
+
+    def __init__(self, report: Reporter, grace: float | None = None):
+        self.report = report
+        self.grace = grace if grace is not None else getattr(report, "stop_grace", 1.0)
+        self._since: float | None = None
+
+    def passed(self) -> bool:
+        if not self.report.stop_requested:
+            return False
+        if self._since is None:
+            self._since = time.monotonic()
+        return time.monotonic() - self._since > self.grace
+
+    def phase(self, text: str) -> None:
+        self.report.snapshot("phase", text)
 
 
 class JobState(str, enum.Enum):

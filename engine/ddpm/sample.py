@@ -201,10 +201,12 @@ def generate(
     settings: SampleSettings,
     device=None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Run a sampler to the end: (images (n, 28, 28) in [0, 1], the label each was drawn with or None).
 
     More than CHUNK samples are drawn CHUNK at a time, chunk k seeded with seed + k, so memory stays bounded.
+    When `should_stop()` turns true between steps, drawing ends at once and the images are None.
     """
     settings = settings.resolved(model.config, schedule.timesteps)
     images, labels = [], []
@@ -216,6 +218,8 @@ def generate(
         for frame in frames(model, schedule, chunk, device, labels_from=k * CHUNK):
             if progress:
                 progress(k * settings.steps + frame.index, total)
+            if should_stop is not None and should_stop():
+                return None, None
         images.append(to_unit(frame.x))
         drawn = sample_labels(model.config, chunk, size, k * CHUNK)
         if drawn is not None:

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from engine.core.device import autocast_dtype, pick_device, seed_everything
 from engine.core.errors import ConfigError, DataError
-from engine.core.jobs import Reporter
+from engine.core.jobs import Reporter, StopDeadline
 from engine.ddpm.checkpoint import best_in, last_in, restore_training, save_training
 from engine.ddpm.data import CLASSES, DigitData, batch_images
 from engine.ddpm.sample import DEFAULT_GUIDANCE, SampleSettings, generate
@@ -244,10 +244,15 @@ class Validation:
         self.batch_size = config.batch_size
 
     @torch.no_grad()
-    def loss(self, model: UNet, device, autocast) -> float:
+    def loss(self, model: UNet, device, autocast, deadline: StopDeadline | None = None) -> float | None:
+        """The mean squared error per pixel of the predicted noise; None when a stop's deadline passed first."""
         model.eval()
         total = 0.0
         for start in range(0, len(self.x0), self.batch_size):
+            if deadline is not None:
+                if deadline.passed():
+                    return None
+                deadline.phase(f"validation loss: image {start:,} of {len(self.x0):,}")
             part = slice(start, start + self.batch_size)
             labels = self.labels[part].to(device) if self.labels is not None else None
             with autocast:
@@ -256,11 +261,18 @@ class Validation:
         return total / self.noise.numel()
 
 
-def sample_grid(ema: UNet, schedule: NoiseSchedule, config: DDPMConfig, device) -> np.ndarray:
-    """The same noise every epoch (seeded), so a person sees the same digits sharpen: (sample_count, 28, 28) in [0, 1]."""
+def sample_grid(ema: UNet, schedule: NoiseSchedule, config: DDPMConfig, device, deadline: StopDeadline | None = None) -> np.ndarray | None:
+    """The same noise every epoch (seeded), so a person sees the same digits sharpen: (sample_count, 28, 28) in [0, 1];
+    None when a stop's deadline passed first."""
     guidance = config.sample_guidance if config.conditional else 1.0
     settings = SampleSettings(sampler="ddim", n=config.sample_count, steps=config.sample_steps, guidance=guidance, seed=config.seed)
-    images, _ = generate(ema, schedule, settings, device)
+
+    def drawn(done: int, total: int) -> None:
+        if deadline is not None:
+            deadline.phase(f"drawing sample digits: step {done:,} of {total:,}")
+
+    stopped = (lambda: deadline.passed()) if deadline is not None else None
+    images, _ = generate(ema, schedule, settings, device, progress=drawn, should_stop=stopped)
     return images
 
 
@@ -338,6 +350,7 @@ def train(
     val_loss, samples = math.nan, None
     model.train()
     report.progress(step, total_steps)
+    deadline = StopDeadline(report)
     while True:
         lr = get_lr(step, total_steps, config)
         for group in optimizer.param_groups:
@@ -345,14 +358,19 @@ def train(
 
         # at each epoch's end, and where the run ends: evaluate, sample, checkpoint
         finishing = step >= total_steps or report.stop_requested
+        # (a stop skips an evaluation or a sample that would take over a second more, but still saves `last`)
         if step > first_step and (step % per_epoch == 0 or finishing):
-            val_loss = validation.loss(ema, device, autocast)
-            report.metric(step, val_loss=val_loss, epoch=step / per_epoch)
-            if config.sample_count:
-                samples = sample_grid(ema, schedule, config, device)
-                report.snapshot("samples", samples)
-            improved = val_loss < best_val_loss
-            best_val_loss = min(best_val_loss, val_loss)
+            measured = validation.loss(ema, device, autocast, deadline)
+            if measured is not None:
+                val_loss = measured
+                report.metric(step, val_loss=val_loss, epoch=step / per_epoch)
+            if config.sample_count and measured is not None:
+                drawn = sample_grid(ema, schedule, config, device, deadline)
+                if drawn is not None:
+                    samples = drawn
+                    report.snapshot("samples", samples)
+            improved = measured is not None and val_loss < best_val_loss
+            best_val_loss = min(best_val_loss, val_loss) if measured is not None else best_val_loss
             if out is not None:
                 metrics = {
                     "step": step,
@@ -362,10 +380,12 @@ def train(
                     "seconds": round(seconds_before + time.perf_counter() - started, 2),
                 }
                 card = card_for(config, data, len(images), metrics, command)
+                deadline.phase("saving the checkpoint")
                 saved_last = save_training(last_path, model, ema, optimizer, config.schedule_config(), card)
                 if improved:
                     saved_best = save_training(best_path, model, ema, optimizer, config.schedule_config(), card)
             model.train()
+            deadline.phase("training")
         if finishing:
             break
 

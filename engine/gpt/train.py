@@ -23,7 +23,7 @@ import torch
 
 from engine.core.device import autocast_dtype, pick_device, seed_everything
 from engine.core.errors import ConfigError
-from engine.core.jobs import Reporter
+from engine.core.jobs import Reporter, StopDeadline
 from engine.gpt.checkpoint import checkpoint_in, restore_training, save_training
 from engine.gpt.data import CharData, CharTokenizer, get_batch
 from engine.gpt.model import GPT, GPTConfig
@@ -184,13 +184,21 @@ def get_lr(it: int, config: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast, batches: torch.Generator) -> dict[str, float]:
-    """Mean loss over eval_iters batches of each split drawn from `batches`, in nats per character."""
+def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast, batches: torch.Generator,
+                  deadline: StopDeadline | None = None) -> dict[str, float] | None:
+    """Mean loss over eval_iters batches of each split drawn from `batches`, in nats per character;
+    None when a stop's deadline passed before it was done."""
     model.eval()
     losses = {}
     for split_name, split in (("train", data.train), ("val", data.val)):
         total = 0.0
-        for _ in range(config.eval_iters):
+        for n in range(config.eval_iters):
+            if deadline is not None:
+                if deadline.passed():
+                    model.train()
+                    return None
+                done = n + (config.eval_iters if split_name == "val" else 0)
+                deadline.phase(f"estimating the train and val loss: batch {done + 1:,} of {2 * config.eval_iters:,}")
             X, Y = get_batch(split, config.block_size, config.batch_size, batches, device)
             with autocast:
                 _, loss = model(X, Y)
@@ -223,10 +231,16 @@ def split_loss(model: GPT, split: torch.Tensor, batch_size: int = 64, device=Non
     return total / usable
 
 
-def sample_text(model: GPT, data: CharData, config: TrainConfig) -> str:
-    text = "".join(generate(model, data.tokenizer, "", config.sample_chars, seed=config.seed))
+def sample_text(model: GPT, data: CharData, config: TrainConfig, deadline: StopDeadline | None = None) -> str | None:
+    """What the model writes from an empty prompt; None when a stop's deadline passed while it wrote."""
+    characters = []
+    for character in generate(model, data.tokenizer, "", config.sample_chars, seed=config.seed):
+        if deadline is not None and deadline.passed():
+            characters = None
+            break
+        characters.append(character)
     model.train()
-    return text
+    return "".join(characters) if characters is not None else None
 
 
 def copy_weights(model: GPT) -> dict[str, torch.Tensor]:
@@ -306,6 +320,7 @@ def train(
     step_seconds, steps_timed = 0.0, 0
     model.train()
     report.progress(iter_num, config.max_iters)
+    deadline = StopDeadline(report)
     stream_before_batch = batches.get_state()
     X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)
     while True:
@@ -315,11 +330,17 @@ def train(
 
         # evaluate, sample, keep the best; the run's last iteration is always evaluated
         finishing = iter_num >= config.max_iters or report.stop_requested
+        # (a stop abandons an evaluation that would take over a second more; the run keeps its best checkpoint)
         if iter_num % config.eval_interval == 0 or finishing:
-            losses = estimate_loss(model, data, config, device, autocast, batches)
+            losses = estimate_loss(model, data, config, device, autocast, batches, deadline)
+            if losses is None:
+                break
             report.metric(iter_num, train_loss=losses["train"], val_loss=losses["val"])
             if config.sample_chars:
-                report.snapshot("sample", sample_text(raw_model, data, config))
+                deadline.phase("writing a text sample")
+                sample = sample_text(raw_model, data, config, deadline)
+                if sample is not None:
+                    report.snapshot("sample", sample)
             if losses["val"] < best_val_loss:
                 best_val_loss, best_iter = losses["val"], iter_num
                 best_weights = copy_weights(raw_model)
@@ -330,8 +351,10 @@ def train(
                         "iter": iter_num,
                         "seconds": round(seconds_before + time.perf_counter() - started, 2),
                     }
+                    deadline.phase("saving the checkpoint")
                     saved = save_training(checkpoint, raw_model, optimizer, data.tokenizer, card_for(config, data, metrics, command),
                                           stream_before_batch)
+            deadline.phase("training")
         if finishing:
             break
 

@@ -68,13 +68,24 @@ def test_loaded_checkpoint_samples_with_the_ema_weights(finished):
 
 
 def test_stop_requested_ends_cleanly_keeping_what_it_has(data, tmp_path):
-    report = SilentReporter(stop_after=3)  # rows at steps 0, 2, 4: then stop
+    report = SilentReporter(stop_after=3, stop_grace=math.inf)  # rows at steps 0, 2, 4: then stop; a last evaluation however long
     result = train(TINY, data, report, out=tmp_path / "run")
     assert result.stopped and result.steps == 5
     assert report.metrics[-1]["step"] == 5 and "val_loss" in report.metrics[-1]  # an evaluation where it stopped
     assert "samples" in report.snapshots
     card = json.loads((tmp_path / "run" / "last.json").read_text())
     assert card["metrics"]["step"] == 5
+
+
+def test_a_stop_with_no_time_to_evaluate_still_saves_where_it_stopped(data, tmp_path):
+    report = SilentReporter(stop_after=3, stop_grace=0.0)  # stops at step 5; no second to spare for validation
+    result = train(replace(TINY, val_images=500), data, report, out=tmp_path / "run")
+    assert result.stopped and result.steps == 5
+    assert not [row for row in report.metrics if "val_loss" in row]  # the validation was abandoned
+    card = json.loads((tmp_path / "run" / "last.json").read_text())
+    assert card["metrics"]["step"] == 5  # but the place it stopped is kept, to resume from
+    resumed = train(TINY, data, SilentReporter(), out=tmp_path / "run", resume=tmp_path / "run")
+    assert resumed.steps == 16 and not resumed.stopped
 
 
 def test_resume_continues_from_the_saved_step_with_weights_ema_and_adam(data, tmp_path):

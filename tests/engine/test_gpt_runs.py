@@ -1,6 +1,7 @@
 """Run folders (record, list, resume, compare), the inference-only export, and the estimates shown before a run."""
 
 import json
+import math
 import os
 import random
 import shlex
@@ -138,7 +139,7 @@ def test_a_torn_history_line_is_skipped(tmp_path):
 def test_a_stopped_run_resumes_from_its_checkpoint_with_one_history(tmp_path, data):
     folder = tmp_path / "run"
     long = replace(TINY, max_iters=200, lr_decay_iters=200)
-    stopped = train_run(long, data, SilentReporter(stop_after=12), folder, text=rhymes())
+    stopped = train_run(long, data, SilentReporter(stop_after=12, stop_grace=math.inf), folder, text=rhymes())
     run = read_run(folder)
     assert stopped.stopped and run.state == "stopped" and run.resumable
     start = run.best_iter

@@ -92,13 +92,45 @@ def test_tiny_training_reduces_the_loss_and_reports_as_it_goes(data):
 
 
 def test_stop_requested_ends_cleanly_keeping_the_best_checkpoint(data, tmp_path):
-    report = SilentReporter(stop_after=4)  # rows: eval 0, log 0, log 5, log 10 -> stop
+    report = SilentReporter(stop_after=4, stop_grace=math.inf)  # rows: eval 0, log 0, log 5, log 10 -> stop
     result = train(TINY, data, report, out=tmp_path / "run")
     assert result.stopped and result.iterations == 11
     assert report.metrics[-1]["step"] == 11 and "val_loss" in report.metrics[-1]  # a last evaluation where it stopped
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     assert card["metrics"]["iter"] == 11 == result.best_iter
     assert card["metrics"]["best_val_loss"] == pytest.approx(result.best_val_loss)
+
+
+class StopsWhenPhaseSays(SilentReporter):
+    """Requests a stop when the loop names a phase containing `words` for the `time`-th time: a stop that lands in the middle of it."""
+
+    def __init__(self, words: str, time: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.words, self.time, self.phases = words, time, []
+
+    def snapshot(self, name, value):
+        super().snapshot(name, value)
+        if name == "phase":
+            self.phases.append(value)
+            if sum(self.words in phase for phase in self.phases) == self.time:
+                self.stop_requested = True
+
+
+def test_a_stop_in_a_long_evaluation_abandons_it_and_keeps_the_best_checkpoint(data, tmp_path):
+    config = replace(TINY, eval_iters=500)  # an evaluation far longer than a stop may wait
+    report = StopsWhenPhaseSays("batch 3 of", time=2, stop_grace=0.0)  # stops in the evaluation at iteration 20
+    result = train(config, data, report, out=tmp_path / "run")
+    assert result.stopped and result.best_iter == 0 and result.iterations == 20
+    assert [row["step"] for row in report.metrics if "val_loss" in row] == [0]  # the abandoned evaluation left no row
+    assert sum("batch" in phase for phase in report.phases) < 2 * 500 + 10  # it did not run on to the end
+    assert not (tmp_path / "run" / "model.json").exists()  # iteration 0 is never saved, and nothing after it was measured
+
+
+def test_the_phase_is_named_while_evaluating_and_sampling(data):
+    report = StopsWhenPhaseSays("never", stop_grace=0.0)
+    train(replace(TINY, max_iters=5), data, report)
+    assert "estimating the train and val loss: batch 1 of 8" in report.phases
+    assert "writing a text sample" in report.phases and report.phases[-1] == "training"
 
 
 def test_resume_continues_from_the_saved_iteration_with_the_saved_state(data, tmp_path):
@@ -120,7 +152,7 @@ def test_a_stopped_run_resumed_is_the_run_that_was_never_stopped(data, tmp_path)
     config = replace(TINY, log_interval=1)
     whole = SilentReporter()
     train(config, data, whole)
-    stopped = train(config, data, SilentReporter(stop_after=12), out=tmp_path / "run")  # rows: eval 0, losses 0-10 -> stop at 11
+    stopped = train(config, data, SilentReporter(stop_after=12, stop_grace=math.inf), out=tmp_path / "run")  # rows: eval 0, losses 0-10 -> stop at 11
     assert stopped.stopped and stopped.best_iter == 11
     resumed = SilentReporter()
     train(config, data, resumed, resume=tmp_path / "run")  # the same weights, Adam moments and batches from iteration 11 on
