@@ -82,9 +82,10 @@ def generate_here(path: Path, label: str, prompt: str, count: int, temperature=0
     """Stream the model's characters into the page as they are drawn; keep the text for reruns and the download."""
     model, tokenizer, _ = cached_model(str(path), path.with_suffix(".json").stat().st_mtime)
     characters = generate(model, tokenizer, prompt, count, temperature, top_k, top_p, seed)  # checks the prompt now
-    record = {}
+    record = st.session_state.gpt_generated = {"count": count, "source": label, "complete": False, "text": prompt, "characters": 0, "seconds": 0.0}
+    # the record is the session's own, filled as the text streams: a rerun that cuts the stream short keeps what was written
     st.write_stream(markdown_stream(characters, prompt, record))
-    st.session_state.gpt_generated = {**record, "count": count, "source": label}
+    record["complete"] = True
 
 
 def reference_for(view: JobView):
@@ -157,7 +158,11 @@ if sources:
     done = st.session_state.get("gpt_generated")
     if done:
         note, download = st.columns([4, 1], vertical_alignment="center")
-        note.caption(f"{done['count']:,} new characters in {done['seconds']:.2f} s ({done['count'] / done['seconds']:,.0f} characters/s) from {done['source']}.")
+        if done.get("complete", True):
+            note.caption(f"{done['count']:,} new characters in {done['seconds']:.2f} s ({done['count'] / done['seconds']:,.0f} characters/s) from {done['source']}.")
+        else:
+            note.caption(f"Cut short after {done['characters']:,} of {done['count']:,} new characters from {done['source']}: something on the page "
+                         "changed while it was writing. What it wrote is kept; press Generate for a new text.")
         download.download_button("Download the text", done["text"], "shakespeare_gpt.txt", "text/plain", key="gpt_download_text", icon=":material/download:")
 
 st.subheader("Train your own")

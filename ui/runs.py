@@ -106,17 +106,21 @@ def as_markdown(text: str) -> str:
 
 
 def markdown_stream(characters: Iterable[str], prompt: str, record: dict, every: float = 0.03) -> Iterator[str]:
-    """Markdown chunks for st.write_stream, one about every `every` seconds; `record` receives the plain
-    text ("text", prompt included) and the seconds the characters took ("seconds")."""
-    record["text"], started, chunk, flushed = prompt, time.perf_counter(), as_markdown(prompt), 0.0
+    """Markdown chunks for st.write_stream, one about every `every` seconds. `record` holds, as it goes, the
+    plain text ("text", prompt included), the characters written ("characters") and the seconds they took
+    ("seconds"), so a stream cut short by a rerun leaves what it had written."""
+    record.update(text=prompt, characters=0, seconds=0.0)
+    started, chunk, flushed = time.perf_counter(), as_markdown(prompt), 0.0
     for character in characters:
         record["text"] += character
+        record["characters"] += 1
         chunk += as_markdown(character)
         if time.perf_counter() - flushed > every:
+            record["seconds"] = time.perf_counter() - started
             yield chunk
             chunk, flushed = "", time.perf_counter()
-    yield chunk
     record["seconds"] = time.perf_counter() - started
+    yield chunk
 
 
 def megabytes(count: int) -> str:

@@ -227,3 +227,22 @@ def test_home_has_a_card_with_a_snippet_from_the_shipped_model(shipped, app):
     assert any(link.proto.page.endswith("shakespeare_gpt.py") or "shakespeare_gpt" in link.proto.page for link in app.get("page_link"))
     assert "Written by the shipped model, one character at a time" in texts(app, "caption")
     assert app.code and set(app.code[0].value) <= set(rhymes())
+
+
+def test_a_stream_cut_short_keeps_what_it_wrote():
+    from ui.runs import markdown_stream
+
+    record = {}
+    stream = markdown_stream(iter("abcdefgh"), "> ", record, every=0.0)
+    next(stream), next(stream), next(stream)
+    stream.close()  # what a rerun does to st.write_stream's generator
+    assert record["text"] == "> abc" and record["characters"] == 3 and record["seconds"] >= 0
+
+
+def test_text_cut_short_by_a_rerun_stays_on_the_page_with_a_note(shipped, page):
+    page.session_state["gpt_generated"] = {"count": 500, "source": "the shipped checkpoint", "complete": False,
+                                           "text": "ROMEO: the cat", "characters": 8, "seconds": 0.2}
+    page.run()
+    assert "ROMEO\\: the cat" in texts(page, "markdown")  # escaped as Markdown, shown as itself
+    assert "Cut short after 8 of 500 new characters from the shipped checkpoint" in texts(page, "caption")
+    assert page.get("download_button")
