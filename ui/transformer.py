@@ -393,9 +393,14 @@ def position_norms_figure(trace: Trace, position: int) -> go.Figure:
 # The logit lens and the final softmax.
 
 
+def unit_of(trace: Trace) -> str:
+    """What one token of this model is, in words a person uses: a character, or for the toy a word."""
+    return "word" if max(map(len, trace.vocabulary)) > 1 else "character"
+
+
 def lens_figure(trace: Trace, position: int | None = None) -> go.Figure:
     """Rows: the stream after the embedding and after each layer; columns: positions; each cell its top guess and how sure it is."""
-    T, rows = trace.length, trace.lens_probs.shape[0]
+    T, rows, unit = trace.length, trace.lens_probs.shape[0], unit_of(trace)
     top = trace.lens_probs.argmax(-1)  # (L + 1, T)
     confidence = trace.lens_probs.max(-1)
     guesses = [[shown(trace.vocabulary[top[r, t]]) for t in range(T)] for r in range(rows)]
@@ -404,17 +409,17 @@ def lens_figure(trace: Trace, position: int | None = None) -> go.Figure:
         z=confidence, x=list(range(T)), y=trace.lens_names(), text=guesses, texttemplate="%{text}" if T <= LABELLED else None,
         textfont=dict(size=10 if T > 40 else 13), colorscale=WEIGHTS, zmin=0, zmax=1, xgap=1, ygap=1,
         customdata=[actual] * rows,
-        hovertemplate="%{y}, position %{x}: top guess %{text} (p = %{z:.2f}); the prompt's next token is %{customdata}<extra></extra>",
+        hovertemplate="%{y}, position %{x}: top guess %{text} (p = %{z:.2f}); the prompt's next " + unit + " is %{customdata}<extra></extra>",
         colorbar=dict(title=dict(text="probability<br>of the top<br>guess", side="top"), thickness=12),
     ))
     if position is not None:
         figure.add_shape(type="rect", x0=position - 0.5, x1=position + 0.5, y0=-0.5, y1=rows - 0.5, line=dict(color="#e07b00", width=2))
-    figure.update_layout(title=dict(text="Logit lens: the top guess for the next token", subtitle=dict(text="if the model stopped after each layer")),
+    figure.update_layout(title=dict(text=f"Logit lens: the top guess for the next {unit}", subtitle=dict(text="if the model stopped after each layer")),
                          height=175 + 42 * rows,
                          yaxis=dict(autorange="reversed"))
     size = token_axis_text(figure, trace)
     axis_text(figure, trace.lens_names(), trace.lens_names(), 12, "left")
-    figure.layout.xaxis.title = dict(text="position in the prompt (the guess is for the token after it)", standoff=2 * size)
+    figure.layout.xaxis.title = dict(text=f"position in the prompt (the guess is for the {unit} after it)", standoff=2 * size)
     return fixed_margins(figure, left=_label_px(trace.lens_names(), 12) + 14, bottom=2 * size + AXIS_TITLE_PX, top=75)
 
 
@@ -437,13 +442,15 @@ def probability_bars(trace: Trace, position: int, probs: np.ndarray, temperature
         heights.append(1 - float(np.sum(probs[order])))
         original.append(1 - float(np.sum(trace.probs[position][order])))
     figure = go.Figure()
-    figure.add_trace(go.Bar(x=labels, y=heights, name=f"at temperature {temperature:g}", marker_color=COLORS[0],
-                            text=[f"{p:.0%}" if p >= 0.01 else "" for p in heights], textposition="outside",
-                            hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
-    figure.add_trace(go.Scatter(x=labels, y=original, mode="markers", name="at temperature 1 (the model's own)",
-                                marker=dict(color=COLORS[1], size=9, symbol="line-ew-open", line=dict(width=3)),
-                                hovertemplate="%{x}: %{y:.4f} at temperature 1<extra></extra>"))
-    unit = "word" if max(map(len, trace.vocabulary)) > 1 else "character"
+    own = temperature == 1.0  # the bars are then the model's own probabilities, and marks beside them would repeat them
+    figure.add_trace(go.Bar(x=labels, y=heights, name="at temperature 1: the model's own" if own else f"at temperature {temperature:g}: what sampling draws from",
+                            marker_color=COLORS[0], text=[f"{p:.0%}" if p >= 0.01 else "" for p in heights], textposition="outside",
+                            hovertemplate="%{x}: %{y:.4f}<extra></extra>", showlegend=True))
+    if not own:
+        figure.add_trace(go.Scatter(x=labels, y=original, mode="markers", name="the model's own (temperature 1)",
+                                    marker=dict(color=COLORS[1], size=9, symbol="line-ew-open", line=dict(width=3)),
+                                    hovertemplate="%{x}: %{y:.4f} at temperature 1<extra></extra>"))
+    unit = unit_of(trace)
     figure.update_layout(
         title=f"The next {unit} after position {position_label(trace, position)}: the {k} likeliest of {trace.vocab_size}",
         yaxis=dict(title=dict(text="probability", standoff=TITLE_STANDOFF), range=[0, 1.08], tickformat=".0%"),

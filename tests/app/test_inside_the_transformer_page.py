@@ -105,11 +105,14 @@ def test_the_page_draws_the_traced_numbers(page, tiny_model):
     attention = chart(page, "Layer 1, head 1")["data"][0]["z"]
     np.testing.assert_allclose(values(attention)[-1], traced.attention[0, 0, -1], rtol=1e-5)
     page.slider(key="itt_temperature").set_value(0.5).run()
-    bars = chart(page, "The next character")["data"][0]
-    assert bars["name"] == "at temperature 0.5"
+    bars, own = chart(page, "The next character")["data"]
+    assert bars["name"] == "at temperature 0.5: what sampling draws from" and own["name"] == "the model's own (temperature 1)"
     expected = np.sort(tempered(traced.logits[-1], 0.5))[::-1][:20]
     np.testing.assert_allclose(values(bars["y"])[:20], expected, rtol=1e-4)
+    page.slider(key="itt_temperature").set_value(1.0).run()
+    assert [trace["name"] for trace in chart(page, "The next character")["data"]] == ["at temperature 1: the model's own"]  # one legend entry, not two alike
     lens = chart(page, "Logit lens")["data"][0]
+    assert "the prompt's next character is" in lens["hovertemplate"] and "token" not in chart(page, "Logit lens")["layout"]["title"]["text"]
     np.testing.assert_allclose(values(lens["z"])[:, -1], traced.lens_probs[:, -1].max(-1), rtol=1e-5)
 
 
