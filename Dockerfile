@@ -10,13 +10,16 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
  && pip install --no-cache-dir -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 
-# Hugging Face runs a Docker Space as uid 1000; so does this image anywhere else.
-RUN useradd -m -u 1000 user
+# Hugging Face runs a Docker Space as uid 1000; so does this image anywhere else. USER below gives the
+# number rather than the name, so a host can see without /etc/passwd that it is not root.
+# /data is where a Space's persistent storage is mounted; made here and owned by the user, so that a
+# fresh docker volume mounted there (which copies the folder's owner) is writable too.
+RUN useradd -m -u 1000 user && mkdir /data && chown user:user /data
 ENV HOME=/home/user PATH=/home/user/.local/bin:$PATH
 
 # Everything the app writes goes under folders named here, none in the app folder. A path list is
-# tried in order: /data is a Space's persistent storage when it has some, else the files live in
-# HOME until the container goes. /tmp holds temporary files.
+# tried in order (engine/core/settings.py): /data, kept across restarts where storage is mounted
+# there, else HOME when /data is not writable. /tmp holds temporary files.
 ENV DLLAB_RUNS_DIR=/data/dllab/runs:/home/user/dllab/runs \
     DLLAB_CACHE=/data/dllab/cache:/home/user/.cache/dllab \
     XDG_CACHE_HOME=/home/user/.cache \
@@ -34,6 +37,6 @@ ENV DLLAB_RUNS_DIR=/data/dllab/runs:/home/user/dllab/runs \
 WORKDIR $HOME/app
 COPY --chown=root:root . $HOME/app
 
-USER user
+USER 1000:1000
 EXPOSE 7860
 CMD ["python", "-m", "streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=7860", "--server.headless=true", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]

@@ -4,7 +4,7 @@ The committed tree (`git archive HEAD`: commit first, then run this) is unpacked
 it, $HOME/app, less what .dockerignore leaves out, and made read-only; HOME is otherwise empty and
 belongs to uid 1000. The CMD is read from the Dockerfile (a free port in place of 7860) and run as
 uid 1000 with only the Dockerfile's ENV, the container's /home/user, /tmp and /data standing for
-folders in one test folder (/data is absent: a Space without persistent storage). Then every page
+folders in one test folder (/data empty and uid 1000's, as the image makes it). Then every page
 opens in Chromium without an exception and without reaching past the server (the favicon included),
 two short trainings run, and whatever uid 1000 wrote anywhere must lie under a folder the ENV names.
 """
@@ -31,7 +31,7 @@ from tests.deploy.dockerfile import BASE_IMAGE_PATH, arguments_of, command_of, e
 
 ROOT = Path(__file__).resolve().parents[2]
 UID = 1000
-TIMEOUT = 30_000
+TIMEOUT = 60_000  # a page's first visit draws from the shipped models; two shared cores can be slow
 # Settings that name a folder the app may write in; the test's TMPDIR stands for the container's /tmp.
 WRITABLE_SETTINGS = ("DLLAB_RUNS_DIR", "DLLAB_CACHE", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "TORCH_HOME",
                      "TORCHINDUCTOR_CACHE_DIR", "MPLCONFIGDIR", "TMPDIR")
@@ -117,13 +117,14 @@ def container(python_for_uid_1000):
     """The start command running as uid 1000; yields (url, the test folder, the folders it may write in, the mark)."""
     with tempfile.TemporaryDirectory(prefix="dllab-container-") as name:
         top = Path(name)
-        top.chmod(0o755)  # uid 1000 passes through, and cannot make /data here
-        home, tmp = top / "home", top / "tmp"
+        top.chmod(0o755)  # uid 1000 passes through and can make nothing here
+        home, tmp, data = top / "home", top / "tmp", top / "data"
         unpack_committed_tree(home / "app")
-        for folder in (home, tmp):
+        for folder in (home, data):  # as the image has them: uid 1000's; /tmp is everyone's
             folder.mkdir(exist_ok=True)
             os.chown(folder, UID, UID)
-        tmp.chmod(0o1777)
+        tmp.mkdir(mode=0o1777)
+        tmp.chmod(0o1777)  # mkdir's mode passes through the umask
         env, allowed = container_env(top, python_for_uid_1000)
 
         check = subprocess.run(as_user(env, "python -c 'import streamlit, torch, torchvision, scipy, skimage, plotly, safetensors'"),
@@ -199,7 +200,7 @@ def test_every_page_opens_trains_and_writes_only_where_the_settings_say(containe
         page.get_by_text("Ten photographs shipped with scikit-image").click()
         settled(page)
         page.get_by_role("button", name="Train", exact=True).click()
-        expect(page.get_by_text("Results — your run")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Results — your run")).to_be_visible(timeout=TIMEOUT)
         settled(page)
 
         page.goto(f"{url}/shakespeare_gpt")
