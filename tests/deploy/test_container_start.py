@@ -4,7 +4,8 @@ The committed tree (`git archive HEAD`: commit first, then run this) is unpacked
 it, $HOME/app, less what .dockerignore leaves out, and made read-only; HOME is otherwise empty and
 belongs to uid 1000. The CMD is read from the Dockerfile (a free port in place of 7860) and run as
 uid 1000 with only the Dockerfile's ENV, the container's /home/user, /tmp and /data standing for
-folders in one test folder (/data empty and uid 1000's, as the image makes it). Then every page
+folders in one test folder (/data empty and uid 1000's, as the image makes it), and SPACE_ID set as
+a Space sets it (public mode). Then every page
 opens in Chromium without an exception and without reaching past the server (the favicon included),
 two short trainings run, and whatever uid 1000 wrote anywhere must lie under a folder the ENV names.
 """
@@ -113,6 +114,7 @@ def container_env(top: Path, python_bin: Path) -> tuple[dict[str, str], list[Pat
     env["PATH"] = env["PATH"].replace(BASE_IMAGE_PATH, f"{python_bin}:/usr/bin:/bin")
     env["TMPDIR"] = str(places["/tmp"])  # the container's /tmp, which Python's tempfile uses there
     env["DLLAB_OFFLINE"] = "1"  # nothing may be fetched, and nothing can be here
+    env["SPACE_ID"] = "dllab/container-test"  # as a Space has it: public mode, each visitor their own runs
     env["OMP_NUM_THREADS"] = "1"  # two shared cores run the server, Chromium and the training
     allowed = [Path(entry) for name in WRITABLE_SETTINGS for entry in env[name].split(":")]
     return env, allowed
