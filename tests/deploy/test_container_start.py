@@ -6,7 +6,7 @@ belongs to uid 1000. The CMD is read from the Dockerfile (a free port in place o
 uid 1000 with only the Dockerfile's ENV, the container's /home/user, /tmp and /data standing for
 folders in one test folder (/data empty and uid 1000's, as the image makes it), and SPACE_ID set as
 a Space sets it (public mode). Then every page
-opens in Chromium without an exception and without reaching past the server (the favicon included),
+opens in Chromium without an exception and without reaching past the server (the favicon included);
 two short trainings run, and whatever uid 1000 wrote anywhere must lie under a folder the ENV names.
 """
 
@@ -207,8 +207,6 @@ def train_a_tiny_gpt(page) -> None:
     settled(page)
 
 
-TRAIN = {"sparse_autoencoder": train_the_sparse_autoencoder, "shakespeare_gpt": train_a_tiny_gpt}
-
 
 def written_by_uid_1000(mark: Path) -> list[Path]:
     """Everything uid 1000 made or changed since `mark`; -xdev keeps find out of /proc, /sys and /dev, so /dev/shm is named."""
@@ -217,28 +215,43 @@ def written_by_uid_1000(mark: Path) -> list[Path]:
     return [Path(line) for line in found.stdout.splitlines() if line]
 
 
-def test_every_page_opens_trains_and_writes_only_where_the_settings_say(container, browser):
-    url, top, allowed, mark = container
+@pytest.fixture
+def visitor(container, browser):
+    """A new visitor's page; afterwards, the test fails if the browser asked anything of another server."""
+    url = container[0]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     outside = []  # a visitor's browser must need nothing but this server: not online, and not Google's font server
     context.on("request", lambda request: None if request.url.startswith((url, "data:", "blob:")) else outside.append(request.url))
-    page = context.new_page()
     try:
-        for path, title in PAGES:
-            page.goto(f"{url}/{path}")
-            expect(page.get_by_role("heading", name=title).first).to_be_visible(timeout=TIMEOUT)
-            settled(page)
-            if path in TRAIN:
-                TRAIN[path](page)
-        icon = page.evaluate("() => [...document.querySelectorAll('link[rel~=icon]')].map(link => link.href)")
-        assert icon and all(href.startswith((url, "data:")) for href in icon), f"the favicon comes from elsewhere: {icon}"
+        yield context.new_page()
     finally:
         context.close()
     assert not outside, f"the pages asked for things from other servers: {sorted(set(outside))[:10]}"
 
-    written = written_by_uid_1000(mark)
-    runs = [path for path in written if path.name == "run.json"]
-    assert runs, f"the GPT run left no run.json; uid 1000 wrote: {written}"
+
+def open_page(page, url: str, path: str) -> None:
+    page.goto(f"{url}/{path}")
+    expect(page.get_by_role("heading", name=dict(PAGES)[path]).first).to_be_visible(timeout=TIMEOUT)
+    settled(page)
+
+
+def test_every_page_opens_without_an_exception_with_its_icon_from_the_app(container, visitor):
+    url = container[0]
+    for path, _ in PAGES:
+        open_page(visitor, url, path)
+    icon = visitor.evaluate("() => [...document.querySelectorAll('link[rel~=icon]')].map(link => link.href)")
+    assert icon and all(href.startswith((url, "data:")) for href in icon), f"the favicon comes from elsewhere: {icon}"
+
+
+def test_training_writes_only_where_the_settings_say(container, visitor):
+    url, top, allowed, mark = container
+    open_page(visitor, url, "sparse_autoencoder")
+    train_the_sparse_autoencoder(visitor)
+    open_page(visitor, url, "shakespeare_gpt")
+    train_a_tiny_gpt(visitor)
+
+    written = written_by_uid_1000(mark)  # since the server started: the page visits of the other test too
+    assert any(path.name == "run.json" for path in written), f"the GPT run left no run.json; uid 1000 wrote: {written}"
 
     def permitted(path: Path) -> bool:
         return any(path == folder or folder in path.parents or path in folder.parents for folder in allowed)
