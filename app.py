@@ -40,7 +40,7 @@ def show_running(slot) -> None:
 
 
 def run() -> None:
-    st.set_page_config(page_title="Deep Learning Lab", page_icon=":material/school:", layout="wide")
+    st.set_page_config(page_title="Deep Learning Lab", page_icon="assets/icon.png", layout="wide")
     page = st.navigation(PAGES)
     visitor_token()
     st.sidebar.caption(f"**Device:** {device_description()}")

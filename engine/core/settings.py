@@ -11,6 +11,11 @@ that works there:
                                               else $HOME/.local/share/dllab/runs, else <tmp>/dllab/runs
     DLLAB_CACHE      downloaded datasets      $HOME/.cache/dllab if HOME is writable, else <tmp>/dllab/cache
 
+Either may name several folders separated by ':' (';' on Windows), tried in order: the first that
+is writable, or can be made inside an existing writable folder other than /, is used, else the last.
+The container names /data first (a Hugging Face Space's persistent storage, when it has some), then
+a folder in HOME.
+
 How a shared server behaves:
 
     SPACE_ID / DLLAB_PUBLIC=1   public mode: each visitor sees only their own runs (Hugging Face sets SPACE_ID)
@@ -52,13 +57,26 @@ def _positive_number(name: str, default: float, whole: bool = True) -> float:
 
 
 def _writable(folder: Path) -> bool:
-    """True if `folder` exists and a file can be made in it, or it can be made."""
+    """True if `folder` exists and a file can be made in it, or it can be made in an existing folder other than /."""
     probe = folder
     while not probe.exists():
         if probe.parent == probe:
             return False
         probe = probe.parent
+    if probe != folder and probe.parent == probe:
+        return False  # a new top-level folder (root may make /data on a server that has none) is never what was meant
     return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
+def _named_folder(name: str) -> Path | None:
+    """The folder a setting names: the first of its list that is writable, else the last (whose error will then say why)."""
+    value = _text(name)
+    if not value:
+        return None
+    folders = [Path(entry.strip()).expanduser() for entry in value.split(os.pathsep) if entry.strip()]
+    if not folders:
+        return None
+    return next((folder for folder in folders if _writable(folder)), folders[-1])
 
 
 def _home() -> Path | None:
@@ -68,9 +86,9 @@ def _home() -> Path | None:
 
 def runs_dir() -> Path:
     """Where a person's runs go (see the module's docstring)."""
-    named = _text("DLLAB_RUNS_DIR")
-    if named:
-        return Path(named).expanduser()
+    named = _named_folder("DLLAB_RUNS_DIR")
+    if named is not None:
+        return named
     if _writable(Path.cwd()):
         return Path("runs")
     home = _home()
@@ -81,9 +99,9 @@ def runs_dir() -> Path:
 
 def cache_dir() -> Path:
     """Where downloaded datasets are kept (see the module's docstring)."""
-    named = _text("DLLAB_CACHE")
-    if named:
-        return Path(named).expanduser()
+    named = _named_folder("DLLAB_CACHE")
+    if named is not None:
+        return named
     home = _home()
     if home is not None:
         return home / ".cache" / "dllab"
