@@ -3,6 +3,8 @@
 Run with `streamlit run app.py`.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from engine.core import settings
@@ -40,7 +42,7 @@ def show_running(slot) -> None:
 
 
 def run() -> None:
-    st.set_page_config(page_title="Deep Learning Lab", page_icon="assets/icon.png", layout="wide")
+    st.set_page_config(page_title="Deep Learning Lab", page_icon=str(Path(__file__).parent / "assets" / "icon.png"), layout="wide")
     page = st.navigation(PAGES)
     visitor_token()
     st.sidebar.caption(f"**Device:** {device_description()}")
