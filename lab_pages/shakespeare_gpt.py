@@ -103,7 +103,7 @@ def draw_live(view: JobView):
     if logged:
         rate, speed = side.columns(2)
         rate.metric("Learning rate now", f"{logged[-1]['lr']:.2e}")
-        speed.metric("Speed", f"{logged[-1]['ms_per_iter']:.0f} ms/iter", f"{logged[-1]['tokens_per_s']:,.0f} tokens/s", delta_color="off", delta_arrow="off")
+        speed.metric("Time per iteration", f"{logged[-1]['ms_per_iter']:,.0f} ms", f"{logged[-1]['tokens_per_s']:,.0f} tokens/s", delta_color="off", delta_arrow="off")
     evaluated = [row["step"] for row in view.metrics if "val_loss" in row]
     if "sample" in view.snapshots and evaluated:
         side.caption(f"What the model writes at iteration {evaluated[-1]:,} (from an empty prompt):")

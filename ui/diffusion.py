@@ -82,7 +82,9 @@ def _png_uri(image: np.ndarray) -> str:
 
 
 def _frame_title(frame: Frame) -> str:
-    return f"step {frame.index:,} of {frame.steps:,} · t = {frame.t + 1:,} · noise level √(1 − ᾱ) = {frame.noise_std:.3f}"
+    """t is the noise level the network was handed at this step; the last step goes from it to the clean digit."""
+    t = f"t = {frame.t + 1:,} → 0, the clean digit" if frame.final else f"t = {frame.t + 1:,}"
+    return f"step {frame.index:,} of {frame.steps:,} · {t} · noise level √(1 − ᾱ) = {frame.noise_std:.3f}"
 
 
 def reverse_player(recording: Recording, columns: int | None = None, height: int = 520, ms_per_frame: int = 120) -> go.Figure:

@@ -21,11 +21,16 @@ def loss_curve(
     references: dict[str, float] | None = None,
     height: int = 380,
 ) -> go.Figure:
-    """One line per entry of `series` (label -> key in the rows), dashed horizontal `references`."""
+    """One line per entry of `series` (label -> key in the rows), dashed horizontal `references`.
+
+    The first series is the headline (the total of the others, say): it is drawn last and thicker, so a
+    term that nearly equals it cannot hide it; the legend keeps the given order."""
     figure = go.Figure()
     steps = [row["step"] for row in rows]
-    for label, key in series.items():
-        figure.add_trace(go.Scatter(x=steps, y=[row.get(key) for row in rows], mode="lines", name=label))
+    ordered = list(series.items())
+    for rank, (label, key) in reversed(list(enumerate(ordered))):
+        figure.add_trace(go.Scatter(x=steps, y=[row.get(key) for row in rows], mode="lines", name=label, legendrank=rank + 1,
+                                    line=dict(color=COLORS[rank % len(COLORS)], width=3 if rank == 0 else 1.5)))
     for label, value in (references or {}).items():
         figure.add_hline(y=value, line_dash="dash", line_color="gray", annotation_text=label, annotation_position="top right")
     figure.update_layout(
@@ -135,14 +140,15 @@ def live_curve_svg(
     parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#9aa1ad"/>')
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 34}" font-size="12" text-anchor="middle" {text}>{html.escape(x_title)}</text>')
     parts.append(f'<text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle" {text}>{html.escape(y_title)}</text>')
-    legend_x = left
-    for (label, line), color in zip(points.items(), COLORS):
+    for rank, ((label, line), color) in reversed(list(enumerate(zip(points.items(), COLORS)))):  # the first (headline) on top
         if len(line) > 1:
             path = " ".join(f"{x_at(s):.1f},{y_at(scale(v)):.1f}" for s, v in line)
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{path}"/>')
+            parts.append(f'<polyline data-series="{rank}" fill="none" stroke="{color}" stroke-width="{3 if rank == 0 else 1.5}" points="{path}"/>')
         elif line:
             s, v = line[0]
             parts.append(f'<circle cx="{x_at(s):.1f}" cy="{y_at(scale(v)):.1f}" r="2.5" fill="{color}"/>')
+    legend_x = left
+    for (label, line), color in zip(points.items(), COLORS):
         legend_y = height - 14
         parts.append(f'<line x1="{legend_x}" x2="{legend_x + 22}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="{color}" stroke-width="2"/>')
         parts.append(f'<text x="{legend_x + 28}" y="{legend_y}" font-size="12" {text}>{html.escape(label)}</text>')

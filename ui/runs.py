@@ -65,14 +65,17 @@ def lr_schedule(config: TrainConfig, now: int | None = None, height: int = 260) 
 
 def val_curves(runs: list[RunInfo], reference: tuple[str, int, float] | None = None, height: int = 420) -> go.Figure:
     """Each run's validation loss at its evaluations; a run without a recorded history shows its best point."""
-    figure = go.Figure()
+    figure, last = go.Figure(), 0
     for run in runs:
         steps, values = _series(run.history, "val_loss")
         if not steps and run.best_val_loss is not None and run.best_iter is not None:
             steps, values = [run.best_iter], [run.best_val_loss]
         if steps:
             figure.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=run.name))
+            last = max(last, max(steps))
     _reference(figure, reference)
+    if reference is not None and 0 < last < reference[1]:  # short runs fill the width; the dashed line still gives the reference
+        figure.update_xaxes(range=[0, last * 1.05])
     return _layout(figure, "Validation loss of each run", LOSS_AXIS, height)
 
 

@@ -9,8 +9,17 @@ SERIES = {"total cost": "cost", "weight decay": "weight_decay"}
 
 
 def polylines(svg: str) -> list[list[tuple[float, float]]]:
+    """The lines in the order of their series (the picture draws the first series last, on top)."""
     root = ET.fromstring(svg)
-    return [[tuple(map(float, point.split(","))) for point in line.get("points").split()] for line in root.iter(f"{SVG}polyline")]
+    lines = sorted(root.iter(f"{SVG}polyline"), key=lambda line: int(line.get("data-series")))
+    return [[tuple(map(float, point.split(","))) for point in line.get("points").split()] for line in lines]
+
+
+def test_the_first_series_is_drawn_last_and_thicker_so_a_term_that_equals_it_cannot_hide_it():
+    rows = [{"step": step, "cost": 1.0, "weight_decay": 1.0} for step in range(3)]
+    drawn = list(ET.fromstring(live_curve_svg(rows, SERIES, "Cost", "cost")).iter(f"{SVG}polyline"))
+    assert [line.get("data-series") for line in drawn] == ["1", "0"]
+    assert float(drawn[-1].get("stroke-width")) > float(drawn[0].get("stroke-width"))
 
 
 def test_each_series_is_a_line_through_its_points_and_higher_costs_are_drawn_higher():
