@@ -25,6 +25,7 @@ from ui.errors import show_error
 from ui.images import show_grid
 from ui.job_panel import job_panel, job_running, start_job
 from ui.runs import duration
+from ui.address import address_notes, bound, share_box
 from ui.visitor import visitor_token
 
 PRESET_LABELS = {"quick": "Quick (recognisable digits in minutes)", "cpu": "CPU (the shipped checkpoint's recipe)", "tiny": "Tiny (seconds, for trying things)"}
@@ -83,7 +84,9 @@ def suit_model(path: str):
         conditional = read_card(Path(path))["model"].get("num_classes", 0) > 0
     except (LabError, KeyError, TypeError, AttributeError):
         conditional = True  # a card that cannot be read is explained when sampling
-    st.session_state.dif_guidance, st.session_state.dif_digit = (SHIPPED_SETTINGS["guidance"] if conditional else 1.0), None
+    suited = {"dif_guidance": SHIPPED_SETTINGS["guidance"] if conditional else 1.0, "dif_digit": None}
+    first = "dif_model_seen" not in st.session_state
+    st.session_state.update({key: value for key, value in suited.items() if not (first and key in st.query_params)})  # a link's settings win at first
 
 
 def draw_live(view: JobView):
@@ -167,17 +170,17 @@ if sources:
         st.session_state.pop("dif_model", None)
     source = st.selectbox("Generate from", list(sources), format_func=sources.get, key="dif_model")
     if st.session_state.get("dif_model_seen") != source:
-        st.session_state.dif_model_seen = source
         suit_model(source)
+        st.session_state.dif_model_seen = source
     row = st.columns(4)
-    sampler = row[0].radio("Sampler", SAMPLERS, SAMPLERS.index("ddim"), horizontal=True, key="dif_sampler", help="ddpm: all T = 1,000 steps (Algorithm 2); ddim: as few steps as you like.")
-    steps = row[1].number_input("DDIM steps", 1, 1000, SHIPPED_SETTINGS["steps"], key="dif_steps", disabled=sampler == "ddpm", help="Network calls; DDPM always takes all T.")
-    eta = row[2].number_input("η (DDIM)", 0.0, 1.0, SHIPPED_SETTINGS["eta"], 0.1, key="dif_eta", disabled=sampler == "ddpm", help="0: deterministic; 1: as noisy as DDPM.")
-    seed = row[3].number_input("Seed", 0, 2**31 - 1, SHIPPED_SETTINGS["seed"], key="dif_seed", help="The same seed and settings draw the same digits.")
+    sampler = row[0].radio("Sampler", SAMPLERS, SAMPLERS.index("ddim"), horizontal=True, **bound("dif_sampler"), help="ddpm: all T = 1,000 steps (Algorithm 2); ddim: as few steps as you like.")
+    steps = row[1].number_input("DDIM steps", 1, 1000, SHIPPED_SETTINGS["steps"], **bound("dif_steps"), disabled=sampler == "ddpm", help="Network calls; DDPM always takes all T.")
+    eta = row[2].number_input("η (DDIM)", 0.0, 1.0, SHIPPED_SETTINGS["eta"], 0.1, **bound("dif_eta"), disabled=sampler == "ddpm", help="0: deterministic; 1: as noisy as DDPM.")
+    seed = row[3].number_input("Seed", 0, 2**31 - 1, SHIPPED_SETTINGS["seed"], **bound("dif_seed"), help="The same seed and settings draw the same digits.")
     row = st.columns(4, vertical_alignment="bottom")
-    digit = row[0].number_input("Digit", value=None, step=1, key="dif_digit", placeholder="all digits", help="0 to 9; empty draws 0-9 in turn. Needs a conditional model.")
-    guidance = row[1].number_input("Guidance", 0.0, 20.0, step=0.5, key="dif_guidance", help="1: none; above 1 trades variety for clearer digits. Needs a conditional model.")
-    n = row[2].number_input("Samples", 1, 64, SHIPPED_SETTINGS["n"], key="dif_n", help="How many digits to draw at once, up to 64.")
+    digit = row[0].number_input("Digit", value=None, step=1, **bound("dif_digit"), placeholder="all digits", help="0 to 9; empty draws 0-9 in turn. Needs a conditional model.")
+    guidance = row[1].number_input("Guidance", 0.0, 20.0, step=0.5, **bound("dif_guidance"), help="1: none; above 1 trades variety for clearer digits. Needs a conditional model.")
+    n = row[2].number_input("Samples", 1, 64, SHIPPED_SETTINGS["n"], **bound("dif_n"), help="How many digits to draw at once, up to 64.")
     clicked = row[3].button("Generate", key="dif_generate", type="primary", icon=":material/auto_awesome:")
     kept = None
     try:
@@ -256,11 +259,13 @@ st.radio("Start from", list(PRESET_LABELS), format_func=PRESET_LABELS.get, horiz
 columns = st.columns(4) + st.columns(4)
 for column, (name, (label, help_text)) in zip(columns, NUMBERS.items()):
     if name == "learning_rate":
-        column.number_input(label, step=1e-4, format="%.4g", key=f"dif_{name}", help=help_text)
+        column.number_input(label, step=1e-4, format="%.4g", help=help_text, **bound(f"dif_{name}"))
     else:
-        column.number_input(label, step=1, key=f"dif_{name}", help=help_text)
-columns[6].selectbox("Schedule · schedule", SCHEDULES, key="dif_schedule", help="linear: DDPM's betas; cosine: Improved DDPM's.")
-columns[7].checkbox("Conditional · conditional", key="dif_conditional", help="Also learn which digit is which, so you can ask for one and use guidance.")
+        column.number_input(label, step=1, help=help_text, **bound(f"dif_{name}"))
+columns[6].selectbox("Schedule · schedule", SCHEDULES, help="linear: DDPM's betas; cosine: Improved DDPM's.", **bound("dif_schedule"))
+columns[7].checkbox("Conditional · conditional", help="Also learn which digit is which, so you can ask for one and use guidance.", **bound("dif_conditional"))
+address_notes("dif")
+share_box("dif")
 config = None
 try:
     values = {name: st.session_state[f"dif_{name}"] for name in FIELDS}

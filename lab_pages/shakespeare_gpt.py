@@ -23,6 +23,7 @@ from engine.gpt.train import CPU, PRESETS, REFERENCE_VAL_LOSS, TINY, TrainConfig
 from ui.errors import show_error
 from ui.job_panel import job_panel, job_running, start_job
 from ui.runs import as_markdown, duration, lr_schedule, markdown_stream, megabytes, runs_table, training_curves, val_curves
+from ui.address import address_notes, bound, share_box
 from ui.visitor import visitor_token
 
 REFERENCE = ("nanoGPT's CPU run", CPU.max_iters, REFERENCE_VAL_LOSS["cpu"])
@@ -71,11 +72,11 @@ def apply_preset():
 def setting(column, name: str):
     value, (label, help_text) = getattr(CPU, name), LABELS.get(name, (name, None))
     if isinstance(value, bool):
-        column.checkbox(label, key=f"gpt_{name}", help=help_text)
+        column.checkbox(label, help=help_text, **bound(f"gpt_{name}"))
     elif isinstance(value, int):
-        column.number_input(label, step=1, key=f"gpt_{name}", help=help_text)
+        column.number_input(label, step=1, help=help_text, **bound(f"gpt_{name}"))
     else:
-        column.number_input(label, step=1e-4 if name.endswith(("lr", "rate")) else 0.01, format="%.4g", key=f"gpt_{name}", help=help_text)
+        column.number_input(label, step=1e-4 if name.endswith(("lr", "rate")) else 0.01, format="%.4g", help=help_text, **bound(f"gpt_{name}"))
 
 
 def generate_here(path: Path, label: str, prompt: str, count: int, temperature=0.8, top_k=200, top_p=1.0, seed=None):
@@ -175,6 +176,8 @@ with st.expander("More settings (AdamW, evaluation, seed)"):
     columns = st.columns(6)
     for index, name in enumerate(FIELDS[len(LABELS):]):
         setting(columns[index % 6], name)
+address_notes("gpt")
+share_box("gpt")
 config = None
 try:
     asked = TrainConfig(**{name: type(getattr(CPU, name))(st.session_state[f"gpt_{name}"]) for name in FIELDS}).validate()
