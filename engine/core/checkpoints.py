@@ -466,6 +466,25 @@ def require_shapes(expected: dict[str, tuple[int, ...]], held: dict[str, tuple[i
         raise CheckpointError(f"{weights_name} holds {extra[0]} (and {len(extra) - 1} more), which the model {card_name} describes lacks.")
 
 
+def parameter_shapes(build: Callable[[], Any]) -> dict[str, tuple[int, ...]]:
+    """{name: shape} of the parameters of the torch module `build()` makes, without memory: it is built on torch's
+    "meta" device with the in-place initialisers skipped. They would compute nothing on meta, yet the first one
+    imports sympy and torch's decompositions: seconds, where building the shapes takes milliseconds."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class SkipInitialisers(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if name.endswith("_") and not name.endswith("__"):  # normal_, uniform_, kaiming_uniform_, zero_, fill_, ...
+                return args[0] if args else (kwargs or {}).get("tensor")
+            return func(*args, **(kwargs or {}))
+
+    with torch.device("meta"), SkipInitialisers():
+        module = build()
+    return {name: tuple(parameter.shape) for name, parameter in module.named_parameters()}
+
+
 # --- a card's settings and metrics ----------------------------------------------------------------------------
 
 
@@ -565,6 +584,8 @@ def load_adam_moments(optimizer, model, arrays: dict, step, where: Path) -> None
 
     if step is None:
         raise CheckpointError(f"{where} holds weights without the optimizer's state: it can be sampled from, not resumed.")
+    if type(step) is not int or step < 0:
+        raise CheckpointError(f"The card of {where} has optimizer_step {describe(step)}; it should be a whole number, 0 or more.")
     names = {id(p): name for name, p in model.named_parameters()}
     ordered = [p for group in optimizer.param_groups for p in group["params"]]  # the numbering state_dict() uses
     state = {}
