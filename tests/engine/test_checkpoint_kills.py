@@ -44,19 +44,20 @@ def counting_replaces(monkeypatch) -> list:
     return calls
 
 
-def run_killed_at(k: int, work: Callable[[], None]) -> bool:
-    """Run `work` in a forked child that is SIGKILLed just before its k-th os.replace; True if the kill came."""
+def run_killed_at(k: int, work: Callable[[], None], counts: Callable[[str], bool] = lambda name: True) -> bool:
+    """Run `work` in a forked child that is SIGKILLed just before its k-th os.replace (of those whose destination's
+    name `counts`); True if the kill came."""
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         code = 0
         try:
             calls, real = [0], os.replace
 
-            def replace(*args, **kwargs):
-                calls[0] += 1
+            def replace(source, destination, **kwargs):
+                calls[0] += counts(Path(destination).name)
                 if calls[0] == k:
                     os.kill(os.getpid(), signal.SIGKILL)
-                return real(*args, **kwargs)
+                return real(source, destination, **kwargs)
 
             os.replace = replace
             work()
@@ -283,3 +284,37 @@ def test_every_lab_samples_and_resumes_after_a_kill_at_every_rename(tmp_path, mo
         assert leftovers(folder)
         lab.save(folder, 3)
         assert lab.sampled(folder) == 3 and leftovers(folder) == []
+
+
+def test_a_gpt_run_killed_while_saving_resumes_from_a_complete_checkpoint(tmp_path, monkeypatch):
+    """End to end: engine.gpt.runs.train_run killed during its second checkpoint, then loaded and resumed."""
+    from dataclasses import replace
+
+    import engine.gpt.train
+    from engine.core.jobs import SilentReporter
+    from engine.gpt.checkpoint import load_model
+    from engine.gpt.data import prepare_text
+    from engine.gpt.runs import train_run
+    from engine.gpt.train import TINY
+
+    text = "the cat sat on the mat.\na dog ran to the log.\n" * 12
+    data = prepare_text(text, "rhymes")
+    config = replace(TINY, max_iters=30, lr_decay_iters=30, warmup_iters=5, eval_interval=10, eval_iters=2, sample_chars=0)
+    saved_iters, real_save = [], engine.gpt.train.save_training
+    monkeypatch.setattr(engine.gpt.train, "save_training", lambda path, model, optimizer, tokenizer, card, *rest: (
+        saved_iters.append(card["metrics"]["iter"]), real_save(path, model, optimizer, tokenizer, card, *rest))[1])
+    train_run(config, data, SilentReporter(), tmp_path / "counted", text=text)
+    monkeypatch.undo()
+    assert len(saved_iters) >= 2, "the run should save at least twice for a kill in its second save"
+
+    def checkpoint_file(name: str) -> bool:
+        return name.startswith("model.")
+
+    for k in range(FIRST_SAVE_REPLACES + 1, FIRST_SAVE_REPLACES + SAVE_REPLACES + 1):  # the second save's renames
+        folder = tmp_path / f"kill{k}"
+        assert run_killed_at(k, lambda: train_run(config, data, SilentReporter(), folder, text=text), checkpoint_file)
+        _, _, card = load_model(folder)
+        assert card["metrics"]["iter"] == saved_iters[0 if k <= FIRST_SAVE_REPLACES + 2 else 1]
+        result = train_run(config, data, SilentReporter(), folder, resume=True)
+        assert result.iterations == config.max_iters and leftovers(folder) == []
+        assert load_model(folder)[2]["metrics"]["iter"] == saved_iters[-1]
