@@ -255,7 +255,14 @@ def _load_pair(card_file: Path, weights_file: Path, kind: str, max_bytes: int, c
     except OSError as error:
         raise CheckpointError(f"Cannot read the weights file {weights_file}: {error.strerror}.") from None
     with file:
-        header = read_header(file, size, weights_file.name, max_bytes)
+        try:
+            header = read_header(file, size, weights_file.name, max_bytes)
+        except CheckpointError:
+            if size <= max_bytes and card.get("weights_sha256") not in (None, _file_sha256(weights_file)):
+                # the root cause, streamed through a hash without reading the file into memory
+                raise CheckpointError(f"{weights_file.name} does not match its card (checksum differs): it is corrupt, truncated, "
+                                      f"or from another run.") from None
+            raise
         compare_tensors(card["tensors"], header, weights_file.name)
         if check is not None:
             check(card, {name: shape for name, (_, shape) in header.items()})
