@@ -15,7 +15,9 @@ Their tensors:
 
 An exported checkpoint (`export`, what the project ships) keeps only `ema.*`: a quarter of the size.
 The card holds the U-Net's and the schedule's settings ("model", "schedule"), what training wrote
-(config, metrics, command, data fingerprint) and Adam's step.
+(config, metrics, command, data fingerprint) and Adam's step. Loading builds the U-Net the card
+describes on torch's "meta" device (shapes, no memory) and compares it with the file's header before
+any tensor is read or the real U-Net allocated.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from pathlib import Path
 
 import torch
 
-from engine.core.checkpoints import SHIPPED_DIR, card_path, load_adam_moments, load_checkpoint, load_parameters, save_checkpoint, weights_path
-from engine.core.errors import CheckpointError, LabError
+from engine.core.checkpoints import (
+    SHIPPED_DIR, card_metric, card_path, load_adam_moments, load_checkpoint, load_parameters, parameter_shapes, require_shapes, save_checkpoint,
+    settings_from_card, weights_path,
+)
+from engine.core.errors import CheckpointError
 from engine.ddpm.schedule import NoiseSchedule, ScheduleConfig
 from engine.ddpm.unet import UNet, UNetConfig
 
@@ -53,17 +58,26 @@ def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
     return path
 
 
-def unet_config_from(values: dict) -> UNetConfig:
-    values = dict(values)
-    values["channel_mults"] = tuple(values.get("channel_mults", ()))
-    return UNetConfig(**values)
-
-
 def model_parts(card: dict, path: Path) -> tuple[UNetConfig, ScheduleConfig]:
-    try:
-        return unet_config_from(card["model"]).validate(), ScheduleConfig(**card["schedule"]).validate()
-    except (KeyError, TypeError, LabError) as error:
-        raise CheckpointError(f"The card {card_path(path)} has no usable U-Net or schedule settings ({error}).") from None
+    where = card_path(path)
+    return settings_from_card(card, "model", UNetConfig, where), settings_from_card(card, "schedule", ScheduleConfig, where)
+
+
+def check_model_fits(card: dict, shapes: dict[str, tuple[int, ...]], path: Path) -> None:
+    """The U-Net the card describes must have exactly the parameters the file holds (its EMA, and its weights when
+    they are there): checked before anything is allocated."""
+    unet_config, _ = model_parts(card, path)
+    ema = {name: shape for name, shape in shapes.items() if name.startswith("ema.")}
+    if len(unet_config.channel_mults) > len(ema):  # each level has parameters: more levels than tensors cannot fit
+        raise CheckpointError(
+            f"The card {card_path(path)} declares {len(unet_config.channel_mults)} levels; the weights file holds {len(ema)} EMA tensors in all."
+        )
+    parameters = parameter_shapes(lambda: UNet(unet_config))  # no memory, however wide the card says the U-Net is
+    for prefix in ("ema", "model"):
+        held = {name: shape for name, shape in shapes.items() if name.startswith(f"{prefix}.")}
+        if prefix == "ema" or held:
+            expected = {f"{prefix}.{name}": shape for name, shape in parameters.items()}
+            require_shapes(expected, held, card_path(path).name, weights_path(path).name)
 
 
 def save_training(path: Path, model: UNet, ema: UNet, optimizer: torch.optim.Optimizer | None, schedule: ScheduleConfig, card: dict) -> Path:
@@ -100,7 +114,7 @@ def load_model(path: str | Path | None = None, device="cpu") -> tuple[UNet, Nois
             f"The shipped DDPM checkpoint ({weights_path(path)}) is not there: train one with "
             f"`python -m engine.ddpm train` and pass its run folder with --checkpoint."
         )
-    arrays, card = load_checkpoint(path, KIND)
+    arrays, card = load_checkpoint(path, KIND, check=lambda card, shapes: check_model_fits(card, shapes, path))
     unet_config, schedule_config = model_parts(card, path)
     model = UNet(unet_config)
     load_parameters(model, arrays, "ema", weights_path(path))
@@ -117,7 +131,7 @@ class TrainingState:
 def restore_training(path: str | Path, model: UNet, ema: UNet, optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> TrainingState:
     """Load a checkpoint into a freshly built model, EMA and optimizer, after checking that it was made for the same ones."""
     path = find_checkpoint(path, prefer="last")
-    arrays, card = load_checkpoint(path, KIND)
+    arrays, card = load_checkpoint(path, KIND, check=lambda card, shapes: check_model_fits(card, shapes, path))
     unet_config, schedule_config = model_parts(card, path)
     if unet_config != model.config or schedule_config != schedule:
         raise CheckpointError(
@@ -129,11 +143,10 @@ def restore_training(path: str | Path, model: UNet, ema: UNet, optimizer: torch.
     load_parameters(model, arrays, "model", weights_path(path))
     load_parameters(ema, arrays, "ema", weights_path(path))
     load_adam_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
-    try:
-        metrics = card["metrics"]
-        return TrainingState(int(metrics["step"]), float(metrics["best_val_loss"]), float(metrics.get("seconds", 0.0)))
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"The card {card_path(path)} has no usable training metrics ({error}).") from None
+    where = card_path(path)
+    return TrainingState(
+        card_metric(card, "step", int, where), card_metric(card, "best_val_loss", float, where), card_metric(card, "seconds", float, where, default=0.0)
+    )
 
 
 def settings_difference(saved_unet: UNetConfig, saved_schedule: ScheduleConfig, unet: UNetConfig, schedule: ScheduleConfig) -> str:
@@ -151,8 +164,7 @@ def export_checkpoint(source: str | Path, out: str | Path) -> Path:
     `out` is a folder (the checkpoint goes to <out>/best) or a path without suffix, like checkpoints/ddpm_mnist.
     """
     source = find_checkpoint(source, prefer="best")
-    arrays, card = load_checkpoint(source, KIND)
-    model_parts(card, source)
+    arrays, card = load_checkpoint(source, KIND, check=lambda card, shapes: check_model_fits(card, shapes, source))
     tensors = {name: array for name, array in arrays.items() if name.startswith("ema.")}
     if not tensors:
         raise CheckpointError(f"{weights_path(source)} has no EMA weights to export.")

@@ -9,22 +9,30 @@ atomically). The tensors are
 
 To what training writes in the card (config, metrics, command, data fingerprint) this module adds
 the model's shape ("model"), the vocabulary ("tokenizer"), the parameter counts and AdamW's step.
-Loading checks all of it against the model and the data it meets, and says plainly what differs.
+Loading checks all of it against the model and the data it meets, and says plainly what differs; the
+model the card describes is built on torch's "meta" device (shapes, no memory) and compared with the
+file's header before any tensor is read or the real model allocated, so a card that lies about the
+model's size is refused at once.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 
-from engine.core.checkpoints import card_path, load_adam_moments, load_checkpoint, load_parameters, save_checkpoint, weights_path
+from engine.core.checkpoints import (
+    card_metric, card_path, load_adam_moments, load_checkpoint, load_parameters, parameter_shapes, require_shapes, save_checkpoint, settings_from_card,
+    weights_path,
+)
 from engine.core.errors import CheckpointError, LabError
 from engine.gpt.data import CharData, CharTokenizer
 from engine.gpt.model import GPT, GPTConfig
 
 KIND = "gpt"
+LAYER_TENSOR = re.compile(r"model\.transformer\.h\.(\d+)\.")  # model.transformer.h.<layer>.<parameter>
 
 
 def checkpoint_in(folder: str | Path) -> Path:
@@ -70,11 +78,11 @@ def save_training(path: Path, model: GPT, optimizer: torch.optim.Optimizer, toke
 def model_parts(card: dict, path: Path) -> tuple[GPTConfig, CharTokenizer]:
     """The model's config and vocabulary from a card, consistent with each other."""
     where = card_path(path)
+    config = settings_from_card(card, "model", GPTConfig, where)
     try:
-        config = GPTConfig(**card["model"]).validate()
-        tokenizer = CharTokenizer.from_dict(card["tokenizer"])
-    except (KeyError, TypeError, LabError) as error:
-        raise CheckpointError(f"The card {where} has no usable model settings or vocabulary ({error}).") from None
+        tokenizer = CharTokenizer.from_dict(card.get("tokenizer"))
+    except LabError as error:
+        raise CheckpointError(f"The card {where} has no usable vocabulary ({error}).") from None
     if tokenizer.vocab_size != config.vocab_size:
         raise CheckpointError(
             f"The card {where} is inconsistent: its vocabulary has {tokenizer.vocab_size} characters, its model {config.vocab_size}."
@@ -82,10 +90,24 @@ def model_parts(card: dict, path: Path) -> tuple[GPTConfig, CharTokenizer]:
     return config, tokenizer
 
 
+def check_model_fits(card: dict, shapes: dict[str, tuple[int, ...]], path: Path) -> None:
+    """The model the card describes must have exactly the parameters the file holds: checked before anything is allocated."""
+    config, _ = model_parts(card, path)
+    layers = {int(match.group(1)) for name in shapes if (match := LAYER_TENSOR.match(name))}
+    if config.n_layer != len(layers):
+        raise CheckpointError(
+            f"The card {card_path(path)} declares {config.n_layer} layers (n_embd {config.n_embd}, block_size {config.block_size}); "
+            f"the weights file holds {len(layers)}."
+        )
+    expected = {f"model.{name}": shape for name, shape in parameter_shapes(lambda: GPT(config)).items()}  # no memory
+    held = {name: shape for name, shape in shapes.items() if name.startswith("model.")}
+    require_shapes(expected, held, card_path(path).name, weights_path(path).name)
+
+
 def load_model(path: str | Path, device="cpu") -> tuple[GPT, CharTokenizer, dict]:
     """A trained model for sampling: (model in eval mode on `device`, its tokenizer, the card)."""
     path = find_checkpoint(path)
-    arrays, card = load_checkpoint(path, KIND)
+    arrays, card = load_checkpoint(path, KIND, check=lambda card, shapes: check_model_fits(card, shapes, path))
     config, tokenizer = model_parts(card, path)
     model = GPT(config)
     load_parameters(model, arrays, "model", weights_path(path))
@@ -103,7 +125,7 @@ class TrainingState:
 def restore_training(path: str | Path, model: GPT, optimizer: torch.optim.Optimizer, data: CharData) -> TrainingState:
     """Load a checkpoint into a freshly built model and optimizer, after checking both match it."""
     path = find_checkpoint(path)
-    arrays, card = load_checkpoint(path, KIND)
+    arrays, card = load_checkpoint(path, KIND, check=lambda card, shapes: check_model_fits(card, shapes, path))
     config, tokenizer = model_parts(card, path)
     if tokenizer != data.tokenizer:
         raise CheckpointError(vocabulary_difference(tokenizer, data.tokenizer, data.name))
@@ -114,12 +136,15 @@ def restore_training(path: str | Path, model: GPT, optimizer: torch.optim.Optimi
         )
     load_parameters(model, arrays, "model", weights_path(path))
     load_adam_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
-    try:
-        metrics = card["metrics"]
-        iter_num, best_val_loss, seconds = int(metrics["iter"]), float(metrics["best_val_loss"]), float(metrics.get("seconds", 0.0))
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"The card {card_path(path)} has no usable training metrics ({error}).") from None
+    where = card_path(path)
+    iter_num, best_val_loss = card_metric(card, "iter", int, where), card_metric(card, "best_val_loss", float, where)
+    seconds = card_metric(card, "seconds", float, where, default=0.0)
     stream = torch.from_numpy(arrays["batches.state"].copy()) if "batches.state" in arrays else None
+    if stream is not None:
+        try:
+            torch.Generator().set_state(stream)  # what the resumed run will do with it; a wrong state fails here, not mid-run
+        except (RuntimeError, TypeError) as error:
+            raise CheckpointError(f"{weights_path(path)} holds a batch generator state torch cannot use ({error}).") from None
     return TrainingState(iter_num, best_val_loss, seconds, stream)
 
 

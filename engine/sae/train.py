@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.core.checkpoints import SHIPPED_DIR, checkpoint_bytes, load_checkpoint, save_checkpoint
+from engine.core.checkpoints import (
+    SHIPPED_DIR, card_metric, card_path, checkpoint_bytes, describe, load_checkpoint, save_checkpoint, settings_from_card, weights_path,
+)
 from engine.core.device import seed_everything
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.jobs import Reporter
@@ -261,28 +263,60 @@ def result_bytes(result: SAEResult, command: str, data_fingerprint: str) -> tupl
     return checkpoint_bytes("sae", tensors, card)
 
 
+def check_result_fits(card: dict, shapes: dict[str, tuple[int, ...]], path: str | Path) -> None:
+    """The arrays the card's config needs, against the file's header: checked before any array is read."""
+    config = settings_from_card(card, "config", SAEConfig, card_path(path))
+    hidden, visible = config.hidden_size, config.visible_size
+    needed = {"W1": (hidden, visible), "W2": (visible, hidden), "b1": (hidden,), "b2": (visible,), "mean_activation": (hidden,)}
+    for name, shape in needed.items():
+        if name not in shapes:
+            raise CheckpointError(f"{weights_path(path).name} has no {name}, which an autoencoder needs.")
+        if tuple(shapes[name]) != shape:
+            raise CheckpointError(
+                f"{name} has shape {list(shapes[name])}, but the card's config (hidden_size {hidden}, patch_size "
+                f"{config.patch_size}) needs {list(shape)}."
+            )
+    patches = shapes.get("sample_patches")
+    if patches is None or len(patches) != 2 or patches[0] != visible:
+        shown = list(patches) if patches is not None else "missing"
+        raise CheckpointError(f"sample_patches is {shown}; the card's config needs [{visible}, k]: one {visible}-pixel patch per column.")
+
+
+def cost_terms_from(card: dict, key: str, where: Path) -> CostTerms:
+    terms = card["metrics"].get(key)
+    names = [field.name for field in fields(CostTerms)]
+    if not isinstance(terms, dict) or sorted(terms) != sorted(names) or not all(type(terms[n]) in (int, float) for n in names):
+        raise CheckpointError(f"The card {where} has metrics.{key} {describe(terms)}; it should give {', '.join(names)} as numbers.")
+    return CostTerms(**{name: float(terms[name]) for name in names})
+
+
+def history_from(card: dict, where: Path) -> list[dict[str, float]]:
+    history = card.get("history", [])
+    rows_ok = isinstance(history, list) and all(
+        isinstance(row, dict) and all(type(value) in (int, float) for value in row.values()) for row in history
+    )
+    if not rows_ok:
+        raise CheckpointError(f"The card {where} has history {describe(history)}; it should be a list of rows of numbers.")
+    return history
+
+
 def load_result(path: str | Path) -> tuple[SAEResult, dict]:
-    arrays, card = load_checkpoint(path, kind="sae")
-    try:
-        config = SAEConfig.from_dict(card["config"]).validate()
-        metrics = card["metrics"]
-        W1, W2, b1, b2 = (arrays[name] for name in ("W1", "W2", "b1", "b2"))
-        expected = (config.hidden_size, config.visible_size)
-        if W1.shape != expected or W2.shape != expected[::-1]:
-            raise CheckpointError(f"W1 has shape {W1.shape}, but the card's config needs {expected}.")
-        theta = np.concatenate([W1.ravel(order="F"), W2.ravel(order="F"), b1, b2]).astype(np.float64)
-        result = SAEResult(
-            config=config,
-            theta=theta,
-            initial=CostTerms(**metrics["terms_before"]),
-            final=CostTerms(**metrics["terms_after"]),
-            iterations=metrics["iterations"],
-            stopped=metrics["stopped"],
-            seconds=metrics["seconds"],
-            mean_activation=arrays["mean_activation"],
-            sample_patches=arrays["sample_patches"],
-            history=card.get("history", []),
-        )
-    except (KeyError, TypeError, ConfigError) as error:
-        raise CheckpointError(f"The checkpoint card at {path} is incomplete or inconsistent ({error}).") from None
+    arrays, card = load_checkpoint(path, kind="sae", check=lambda card, shapes: check_result_fits(card, shapes, path))
+    where = card_path(path)
+    config = settings_from_card(card, "config", SAEConfig, where)
+    W1, W2, b1, b2 = (arrays[name] for name in ("W1", "W2", "b1", "b2"))
+    theta = np.concatenate([W1.ravel(order="F"), W2.ravel(order="F"), b1, b2]).astype(np.float64)
+    iterations = card_metric(card, "iterations", int, where)  # first: it checks that metrics is an object
+    result = SAEResult(
+        config=config,
+        theta=theta,
+        initial=cost_terms_from(card, "terms_before", where),
+        final=cost_terms_from(card, "terms_after", where),
+        iterations=iterations,
+        stopped=card_metric(card, "stopped", bool, where),
+        seconds=card_metric(card, "seconds", float, where),
+        mean_activation=arrays["mean_activation"].astype(np.float64),
+        sample_patches=arrays["sample_patches"].astype(np.float64),
+        history=history_from(card, where),
+    )
     return result, card
