@@ -7,13 +7,13 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from engine.core.checkpoints import card_path, read_card
+from engine.core.checkpoints import card_path, changed_at, read_card
 from engine.core.errors import ConfigError, LabError
 from engine.core.fetch import find_local
 from engine.core.jobs import JobState, JobView, board
 from engine.core.runs import export_zip, make_room
 from engine.core.settings import check_step_limit
-from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, load_model
+from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, load_model, model_parts
 from engine.ddpm.classifier import CONFIDENT, SHIPPED_CLASSIFIER, load_classifier, score_samples
 from engine.ddpm.data import MNIST_FILES, batch_images, load_mnist, mnist_available, to_unit
 from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, generate, grid_png
@@ -69,10 +69,6 @@ def measured_speed(config: dict) -> float:
     return images_per_second(DDPMConfig.from_dict(config))
 
 
-def modified(path: Path) -> float:
-    return card_path(path).stat().st_mtime
-
-
 def apply_preset():
     preset = PRESETS[st.session_state.dif_preset]
     st.session_state.update({f"dif_{name}": getattr(preset, name) for name in FIELDS})
@@ -81,8 +77,8 @@ def apply_preset():
 def suit_model(path: str):
     """A model seen for the first time: guidance set to what suits it, and no digit asked for."""
     try:
-        conditional = read_card(Path(path))["model"].get("num_classes", 0) > 0
-    except (LabError, KeyError, TypeError, AttributeError):
+        conditional = model_parts(read_card(Path(path)), Path(path))[0].num_classes > 0
+    except LabError:
         conditional = True  # a card that cannot be read is explained when sampling
     suited = {"dif_guidance": SHIPPED_SETTINGS["guidance"] if conditional else 1.0, "dif_digit": None}
     first = "dif_model_seen" not in st.session_state
@@ -184,9 +180,9 @@ if sources:
     clicked = row[3].button("Generate", key="dif_generate", type="primary", icon=":material/auto_awesome:")
     kept = None
     try:
-        asked = (source, modified(Path(source)), sampler, int(steps), float(eta), int(seed), None if digit is None else int(digit), float(guidance), int(n))
+        asked = (source, changed_at(Path(source)), sampler, int(steps), float(eta), int(seed), None if digit is None else int(digit), float(guidance), int(n))
         kept = st.session_state.get("dif_generated")
-        if kept is not None and (kept[0] not in sources or modified(Path(kept[0])) != kept[1]):
+        if kept is not None and (kept[0] not in sources or changed_at(Path(kept[0])) != kept[1]):
             kept = None  # that model is gone or was retrained
         if clicked or (kept is None and source == str(SHIPPED_CHECKPOINT)):  # a first visit: the shipped model's digits, seed 0
             recording, gif, png = cached_recording(*asked)
@@ -218,7 +214,7 @@ if not card_path(SHIPPED_CLASSIFIER).exists():
             "so the samples cannot be scored here.", icon=":material/info:")
 else:
     try:
-        classifier, classifier_card = cached_classifier(str(SHIPPED_CLASSIFIER), modified(SHIPPED_CLASSIFIER))
+        classifier, classifier_card = cached_classifier(str(SHIPPED_CLASSIFIER), changed_at(SHIPPED_CLASSIFIER))
     except LabError as error:
         show_error(error)
 if classifier is not None and recording is not None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from engine.core.checkpoints import weights_path
+from engine.core.checkpoints import changed_at
 from engine.core.errors import LabError
 from engine.gpt import runs as gpt_runs
 from engine.gpt.checkpoint import load_model
@@ -35,8 +35,8 @@ def cached_toy():
 
 
 def modified_time(choice: str) -> float:
-    """When the choice's weights were written (0 for the toy): a checkpoint that a running training rewrote is loaded afresh."""
-    return 0.0 if choice == TOY else weights_path(gpt_runs.SHIPPED_CHECKPOINT if choice == SHIPPED else Path(choice)).stat().st_mtime
+    """When the choice's checkpoint last changed (0 for the toy): a checkpoint that a running training rewrote is loaded afresh."""
+    return 0.0 if choice == TOY else changed_at(gpt_runs.SHIPPED_CHECKPOINT if choice == SHIPPED else Path(choice))
 
 
 def picked_model(choice: str):

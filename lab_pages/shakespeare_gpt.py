@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from engine.core.checkpoints import changed_at
 from engine.core.device import autocast_dtype, pick_device
 from engine.core.settings import check_step_limit
 from engine.core.errors import ConfigError, LabError
@@ -81,7 +82,7 @@ def setting(column, name: str):
 
 def generate_here(path: Path, label: str, prompt: str, count: int, temperature=0.8, top_k=200, top_p=1.0, seed=None):
     """Stream the model's characters into the page as they are drawn; keep the text for reruns and the download."""
-    model, tokenizer, _ = cached_model(str(path), path.with_suffix(".json").stat().st_mtime)
+    model, tokenizer, _ = cached_model(str(path), changed_at(path))
     characters = generate(model, tokenizer, prompt, count, temperature, top_k, top_p, seed)  # checks the prompt now
     record = st.session_state.gpt_generated = {"count": count, "source": label, "complete": False, "text": prompt, "characters": 0, "seconds": 0.0}
     # the record is the session's own, filled as the text streams: a rerun that cuts the stream short keeps what was written

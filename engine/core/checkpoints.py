@@ -136,6 +136,13 @@ def save_checkpoint(path: str | Path, kind: str, tensors: dict[str, Any], card: 
     return weights
 
 
+def changed_at(path: str | Path) -> float:
+    """When a checkpoint last changed (for cache keys): its card's time, or a staged card's, which a save
+    killed between its last two renames leaves newer; 0 when there is neither."""
+    times = [card.stat().st_mtime for card in (card_path(path), staged_card_path(path)) if card.exists()]
+    return max(times, default=0.0)
+
+
 def settle(path: str | Path) -> None:
     """Finish or undo what a killed save left at `path`: the newest complete pair becomes the main pair, the rest goes."""
     staged_card, staged_weights = staged_card_path(path), staged_weights_path(path)

@@ -269,7 +269,8 @@ def _subfolders(folder: Path) -> list[Path]:
 def export_zip(folder: Path) -> bytes:
     """A run folder's files (checkpoints, cards, run.json, history) in one zip, to keep: nothing else is in it."""
     folder = Path(folder)
-    files = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
+    # (a checkpoint save killed half-way leaves staged .next.* and hidden .tmp files: the loader reads them, a keeper need not)
+    files = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith(".") and ".next." not in path.name)
     if sum(path.stat().st_size for path in files) > MAX_EXPORT_BYTES:
         raise DataError(f"{folder.name} holds more than {MAX_EXPORT_BYTES >> 20} MB, too much to download from the page; copy the folder instead.")
     buffer = io.BytesIO()

@@ -29,10 +29,6 @@ class DDPMRun:
     steps: int | None
     resumable: bool  # its last checkpoint kept Adam's moments
 
-    @property
-    def modified(self) -> float:
-        return card_path(last_in(self.folder)).stat().st_mtime
-
 
 def ddpm_runs_dir() -> Path:
     return core_runs.lab_runs_dir("ddpm")

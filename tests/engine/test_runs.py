@@ -157,6 +157,7 @@ def test_a_run_downloads_as_a_zip_of_its_files(runs_dir):
     folder = gpt_run("alice")
     (folder / "model.safetensors").write_bytes(b"weights")
     (folder / ".model.safetensors.123.tmp").write_bytes(b"half written")
+    (folder / "model.next.json").write_bytes(b"{}")
     archive = zipfile.ZipFile(io.BytesIO(runs.export_zip(folder)))
     assert sorted(archive.namelist()) == sorted(f"{folder.name}/{name}" for name in ("history.jsonl", "model.safetensors", "run.json"))
     assert archive.read(f"{folder.name}/model.safetensors") == b"weights"
