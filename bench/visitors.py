@@ -10,7 +10,7 @@ few seconds. All press Train one after another from this thread, within a second
 in each page notes, as the page changes, when it first showed the job waiting, training and
 finished; so the queue wait is from the press to the page's first "Training" (or its result, for
 a job that went by between two redraws). Meanwhile a separate context loads the home page again and
-again until every job has ended: each load is timed from `goto` to the four cards drawn with their
+again until every job has ended (and three times before, with nothing training): each load is timed from `goto` to the four cards drawn with their
 pictures. The server's memory (its process and children, resident) is sampled every 0.2 s
 throughout, and its log is searched for "Traceback" and "Error" lines at the end.
 
@@ -160,6 +160,7 @@ def load_home(page, url: str) -> float:
 
 def open_visitor(browser, url: str):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)  # a shared two-core machine can be slow to draw
     page = context.new_page()
     page.goto(f"{url}/sparse_autoencoder", wait_until="commit")
     return page
@@ -193,7 +194,9 @@ def main() -> None:
         memory.start()
         browser = playwright.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
         home = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        home.set_default_timeout(TIMEOUT_MS)
         first_home = load_home(home, url)  # the first load draws the cards' pictures and caches them
+        idle_loads = [load_home(home, url) for _ in range(3)]
         setup = time.monotonic()
         pages = [open_visitor(browser, url) for _ in range(args.visitors)]
         for page in pages:
@@ -232,7 +235,8 @@ def main() -> None:
     print(f"queued first: {queued} of {args.visitors}; queue wait from Train to 'Training': {percentiles(waits)}")
     print(f"time until all ended: {last_end - pressed[0]:.1f} s from the first press"
           f" (each run's optimisation: {percentiles(seconds)})")
-    print(f"home page load while they train: {percentiles(home_loads)}; target <= {HOME_TARGET_S:g} s")
+    print(f"home page load while they train: {percentiles(home_loads)}; target <= {HOME_TARGET_S:g} s"
+          f" (with nothing training: {percentiles(idle_loads)})")
     print(f"server memory peak (process and children, resident): {peak / 2**30:.2f} GB; target <= {MEMORY_TARGET_GB:g} GB")
     print(f"CPU from the first press to the end: server {server_cpu:.1f} s, Chromium (all visitors and the home page) {browser_cpu:.1f} s")
     print(f"errors in the server log: {len(error_lines)} ('Traceback' / 'Error' lines; target 0){''.join(chr(10) + '  ' + line for line in error_lines[:5])}")
