@@ -1,7 +1,7 @@
 """Many visitors on one public server, in Chromium: each owns their runs, a full server queues, a reload reattaches.
 
-One server in public mode with a single training slot (DLLAB_PUBLIC=1, DLLAB_MAX_JOBS=1) and its own
-runs folder; each visitor is a separate browser context, so a separate Streamlit session with its
+One server in public mode with a single training slot (DLLAB_PUBLIC=1, DLLAB_MAX_JOBS=1), a GPT
+iteration limit high enough for the run that holds the slot, and its own runs folder; each visitor is a separate browser context, so a separate Streamlit session with its
 own `?visitor=` token, driven in turn from this one thread. The runs are the GPT page's Tiny preset
 on a little pasted text: a second or two each, except the one kept running to hold the slot.
 """
@@ -20,7 +20,8 @@ EXCEPTION = '[data-testid="stException"]'
 
 @pytest.fixture(scope="module")
 def public_url(tmp_path_factory):
-    with serve_lab(tmp_path_factory.mktemp("runs"), env={"DLLAB_PUBLIC": "1", "DLLAB_MAX_JOBS": "1"}) as url:
+    env = {"DLLAB_PUBLIC": "1", "DLLAB_MAX_JOBS": "1", "DLLAB_GPT_MAX_ITERS": "100000"}  # Bob's run must outlast the queue's checks
+    with serve_lab(tmp_path_factory.mktemp("runs"), env=env) as url:
         yield url
 
 
