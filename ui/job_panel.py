@@ -86,11 +86,22 @@ def progress_bar_html(fraction: float, label: str) -> str:
     )
 
 
+def _waiting(view: JobView) -> str:
+    place = view.queue_place or 1
+    ahead = "next to start" if place == 1 else f"{place - 1} ahead of yours"
+    slots = "one training" if board.max_running == 1 else f"{board.max_running} trainings"
+    text = (f":material/hourglass_top: **Waiting for a free slot** · place {place} in the queue ({ahead}) · starts in about "
+            f"{duration_words(max(view.wait_seconds or 0, 1))} · this server runs {slots} at a time.")
+    if board.idle_limit is not None:
+        text += f" Keep this page open: a training that no page shows for {board.idle_limit / 60:g} minutes gives up its place."
+    return text
+
+
 def _status(view: JobView, unit: str) -> str:
     if view.state is JobState.QUEUED:
-        others = "job" if view.queue_place == 1 else "jobs"
-        return (f"**Waiting for a free slot** · place {view.queue_place} in the queue ({view.queue_place} {others} to start before or "
-                f"with it) · starts in about {duration_words(view.wait_seconds or 0)} · the server trains {board.max_running} at once")
+        return _waiting(view)
+    if view.state is JobState.CANCELLED:
+        return f"**{_STATE_LABEL[view.state]}**" + (f" · it left the queue because {view.stop_reason}" if view.stop_reason else "")
     progress = f"{unit} {view.done:,} of {view.total:,}" if view.total else "starting"
     state = "Stopping" if view.stop_requested and not view.state.finished else _STATE_LABEL[view.state]
     if view.state is JobState.STOPPED and view.stop_reason:
@@ -106,11 +117,11 @@ def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "it
     if job is None:
         return None
     running = not job.state.finished
+    waiting = job.state is JobState.QUEUED
     job.watched()
-    if running:
-        waiting = job.state is JobState.QUEUED
-        st.button("Cancel" if waiting else "Stop", key=f"{prefix}_stop", on_click=job.stop, disabled=job.view().stop_requested,
-                  icon=":material/close:" if waiting else ":material/stop:", help="Leave the queue" if waiting else "End the training and keep what it has")
+    if running and not waiting:  # above the live view, where it stays in reach
+        st.button("Stop", key=f"{prefix}_stop", on_click=job.stop, disabled=job.view().stop_requested, icon=":material/stop:",
+                  help="End the training and keep what it has")
     calls = []  # the full run calls the fragment once; every later call is one of its timed reruns
 
     @st.fragment(run_every=interval if running else None)
@@ -141,4 +152,6 @@ def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "it
             job.wait(interval)  # returns the moment the job ends, so the results do not wait for the next tick
 
     panel()
+    if waiting:  # below the line that says what is waiting; when the job starts, the page redraws with Stop above
+        st.button("Cancel", key=f"{prefix}_stop", on_click=job.stop, icon=":material/close:", help="Leave the queue")
     return board.view(job)

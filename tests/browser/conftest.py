@@ -15,10 +15,12 @@ ARTIFACTS = ROOT / "artifacts"
 
 
 @contextmanager
-def serve_lab(runs: Path):
-    """A fresh server whose runs live in `runs`, with torch on one thread (the two cores are shared with Chromium)."""
+def serve_lab(runs: Path, env: dict | None = None):
+    """A fresh server whose runs live in `runs`, with torch on one thread (the two cores are shared with Chromium).
+
+    `env` adds to its environment (public mode: {"DLLAB_PUBLIC": "1", "DLLAB_MAX_JOBS": "1"})."""
     ARTIFACTS.mkdir(exist_ok=True)
-    with serve_app(env={"DLLAB_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1"}) as url:
+    with serve_app(env={"DLLAB_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1", **(env or {})}) as url:
         yield url
 
 
