@@ -26,7 +26,7 @@ from ui.images import show_grid
 from ui.job_panel import job_panel, job_running, start_job
 from ui.runs import duration
 from ui.address import address_notes, bound, share_box
-from ui.visitor import visitor_token
+from ui.visitor import shown_path, visitor_token
 
 PRESET_LABELS = {"quick": "Quick (recognisable digits in minutes)", "cpu": "CPU (the shipped checkpoint's recipe)", "tiny": "Tiny (seconds, for trying things)"}
 NUMBERS = {  # field -> (label, help); each label keeps the config's name, which its error messages use
@@ -296,6 +296,7 @@ if st.button("Train", type="primary", disabled=config is None or data is None or
         ) + f" --out {folder}"
         start_job("dif", f"DDPM {folder.name}", lambda report, c=config, d=data, f=folder, m=command: train(c, d, report, out=f, command=m),
                   info={"folder": str(folder)})
+        st.rerun()  # Train was drawn enabled before the job existed: draw the page again with Stop instead
     except LabError as error:
         show_error(error)
 view = job_panel("dif", draw_live, unit="step")
@@ -303,7 +304,7 @@ if view is not None and view.state in (JobState.DONE, JobState.STOPPED) and view
     result, folder = view.result, view.info.get("folder")
     stopped = f", stopped at step {result.steps:,}" if result.stopped else ""
     st.success(f"Validation loss **{result.val_loss:.4f}** (best {result.best_val_loss:.4f}) after {result.steps:,} steps, {result.epochs:.2f} epochs{stopped}; "
-               f"{duration(result.seconds)} of training. Kept in `{folder}`: pick it under **Generate from** above.", icon=":material/check_circle:")
+               f"{duration(result.seconds)} of training. Kept in `{shown_path(folder)}`: pick it under **Generate from** above.", icon=":material/check_circle:")
     curve, grid = st.columns([3, 2])
     curve.plotly_chart(loss_curves(view.metrics, "Loss of your run"), key="dif_result_curve")
     if result.samples is not None:
@@ -334,4 +335,4 @@ if runs:
     kept = keep.selectbox("Download a run to keep it (checkpoints and cards, zipped)", [run.name for run in runs], key="dif_download_run")
     button.download_button("Download", lambda f=ddpm_runs_dir() / kept: export_zip(f), f"{kept}.zip", "application/zip", key="dif_download_zip",
                            icon=":material/download:")
-st.caption(f"Each run is kept in its own folder under {ddpm_runs_dir()} (DLLAB_RUNS_DIR), with its `last` and `best` checkpoints.")
+st.caption(f"Each run is kept in its own folder under {shown_path(ddpm_runs_dir())} (DLLAB_RUNS_DIR), with its `last` and `best` checkpoints.")

@@ -25,7 +25,7 @@ from ui.errors import show_error
 from ui.job_panel import job_panel, job_running, start_job
 from ui.runs import as_markdown, duration, lr_schedule, markdown_stream, megabytes, runs_table, training_curves, val_curves
 from ui.address import address_notes, bound, share_box
-from ui.visitor import visitor_token
+from ui.visitor import shown_path, visitor_token
 
 REFERENCE = ("nanoGPT's CPU run", CPU.max_iters, REFERENCE_VAL_LOSS["cpu"])
 PRESET_LABELS = {"cpu": "CPU (nanoGPT's laptop recipe)", "gpu": "GPU (nanoGPT's train_shakespeare_char)", "tiny": "Tiny (seconds, for trying things)"}
@@ -252,6 +252,7 @@ if st.button("Train", type="primary", disabled=config is None or data is None or
         command = cli_command(config, folder, folder / TEXT_FILE if name != SHAKESPEARE else None)
         start_job("gpt", f"GPT {folder.name}", lambda report, c=config, d=data, f=folder, t=text: train_run(c, d, report, f, t, command=command),
                   info={"folder": str(folder), "data": name, "preset": preset_of(config)}, expected_seconds=eta_seconds(config, ms))
+        st.rerun()  # Train was drawn enabled before the job existed: draw the page again with Stop instead
     except LabError as error:
         show_error(error)
 view = job_panel("gpt", draw_live)
@@ -260,7 +261,7 @@ if view is not None and view.state.finished and view.result is not None:
     stopped = f", stopped at iteration {result.iterations:,}" if result.stopped else ""
     if result.best_val_loss < float("inf"):
         st.success(f"Best val loss **{result.best_val_loss:.4f} nats/char** at iteration {result.best_iter:,} of {result.config.max_iters:,}{stopped}; "
-                   f"{duration(result.seconds)} of training. Kept in `{folder}`.", icon=":material/check_circle:")
+                   f"{duration(result.seconds)} of training. Kept in `{shown_path(folder)}`.", icon=":material/check_circle:")
     else:
         st.warning(f"Stopped at iteration {result.iterations:,}, before its first evaluation finished: there is no loss to report and no "
                    "checkpoint to keep.", icon=":material/info:")
@@ -299,7 +300,7 @@ if runs:
     st.dataframe(runs_table(runs), hide_index=True)
     shown = st.multiselect("Runs to plot", [run.name for run in runs], default=[run.name for run in runs[:6]])  # no key: a new run joins the plot
     st.plotly_chart(val_curves([run for run in runs if run.name in shown], REFERENCE), key="gpt_compare_curves")
-    st.caption(f"Runs kept under {runs[0].folder.parent}. The gray line is nanoGPT's CPU recipe on tiny Shakespeare "
+    st.caption(f"Runs kept under {shown_path(runs[0].folder.parent)}. The gray line is nanoGPT's CPU recipe on tiny Shakespeare "
                "(val loss 1.8857 at iteration 2,000); runs on other texts are not comparable with it.")
     keep, button = st.columns([3, 1], vertical_alignment="bottom")
     kept = keep.selectbox("Download a run to keep it (weights, card and history, zipped)", [run.name for run in runs], key="gpt_download_run")

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 import secrets
+from pathlib import Path
 
 import streamlit as st
+
+from engine.core import settings
 
 PARAM = "visitor"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{22,64}")
@@ -28,3 +31,8 @@ def visitor_token() -> str:
         st.query_params[PARAM] = token  # page navigation drops the address's parameters: put it back
     return token
 
+
+
+def shown_path(path) -> str:
+    """A server path as a visitor may see it: in public mode only its last part (the server's folders are its own)."""
+    return Path(path).name if settings.public_mode() else str(path)

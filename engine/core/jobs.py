@@ -418,12 +418,16 @@ class JobBoard:
             order = self.queue_order()
             if job not in order:
                 return None
-            slots = sorted(running.remaining_seconds() for running in self.running())
+            slots = sorted(self._capped(running.remaining_seconds(), running.running_seconds()) for running in self.running())
             slots += [0.0] * (self.max_running - len(slots))
             for ahead in order[: order.index(job)]:
                 slots.sort()
-                slots[0] += ahead.remaining_seconds()
+                slots[0] += self._capped(ahead.remaining_seconds(), 0.0)
             return order.index(job) + 1, min(slots)
+
+    def _capped(self, remaining: float, ran: float) -> float:
+        """A job runs no longer than the board's time limit, whatever its own estimate says."""
+        return remaining if self.time_limit is None else max(0.0, min(remaining, self.time_limit - ran))
 
     def view(self, job: Job) -> JobView:
         placed = self.place(job) if job.state is JobState.QUEUED else None

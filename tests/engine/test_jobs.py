@@ -167,3 +167,16 @@ def test_console_reporter_logs_every_n_steps(capsys):
     report.close()
     lines = [line for line in stream.getvalue().splitlines() if line.startswith("step")]
     assert len(lines) == 2 and "loss 0.5" in lines[0]
+
+
+def test_the_wait_estimate_never_exceeds_the_time_limit():
+    gate = threading.Event()
+    board = JobBoard(max_running=1, time_limit=30.0)
+    running = board.submit("long", counting_loop(2, gate), expected_seconds=4000)
+    waiting = board.submit("next", counting_loop(1), expected_seconds=4000)
+    last = board.submit("last", counting_loop(1))
+    assert board.place(waiting)[1] <= 30.0
+    assert board.place(last)[1] <= 60.0
+    gate.set()
+    for job in (running, waiting, last):
+        job.wait(5)
