@@ -14,7 +14,7 @@ from engine.core.jobs import JobView, board
 from engine.core.runs import export_zip, make_room
 from engine.gpt.checkpoint import load_model
 from engine.gpt.data import SHAKESPEARE as SHAKESPEARE_FILE, decode_text, load_shakespeare, prepare_text
-from engine.gpt.estimate import StepTime, count_params, estimate_memory, eta_seconds, time_iterations
+from engine.gpt.estimate import StepTime, count_params, estimate_memory, eta_seconds, run_shape, time_iterations
 from engine.gpt.runs import (
     SHAKESPEARE, SHIPPED_CHECKPOINT, TEXT_FILE, cli_command, iteration_ms, list_runs, new_run_folder, read_history,
     resume_config, run_text, shipped_available, train_run,
@@ -22,6 +22,7 @@ from engine.gpt.runs import (
 from engine.gpt.sample import generate
 from engine.gpt.train import CPU, PRESETS, REFERENCE_VAL_LOSS, TINY, TrainConfig, preset_of
 from ui.errors import show_error
+from ui.gpt_handout import handout
 from ui.job_panel import job_panel, job_running, start_job
 from ui.runs import as_markdown, duration, lr_schedule, markdown_stream, megabytes, runs_table, training_curves, val_curves
 from ui.address import address_notes, bound, share_box
@@ -36,7 +37,7 @@ LABELS = {  # field -> (label, help); each label keeps the config's name, which 
     "n_embd": ("Width · n_embd", "Numbers per character in the residual stream."),
     "block_size": ("Context · block_size", "Characters the model sees at once."),
     "dropout": ("Dropout", "Chance of zeroing an activation while training; 0 suits small, short runs."),
-    "batch_size": ("Batch · batch_size", "Sequences per micro-batch."),
+    "batch_size": ("Batch · batch_size", "Sequences per micro-batch (the sequences one forward pass handles at once)."),
     "max_iters": ("Iterations · max_iters", "Optimizer steps."),
     "learning_rate": ("Learning rate", "The peak, reached after the warmup."),
     "min_lr": ("Final rate · min_lr", "Where the cosine decay ends; usually learning_rate / 10."),
@@ -244,6 +245,7 @@ if config is not None:
             timed[shape] = time_iterations(config, vocab, 3, device)
         st.rerun()
     schedule.plotly_chart(lr_schedule(config, height=220), key="gpt_lr_schedule")
+    handout(config, run_shape(config, len(data.train) if data is not None else None), name)
 
 if st.button("Train", type="primary", disabled=config is None or data is None or job_running("gpt"), key="gpt_train", icon=":material/play_arrow:"):
     try:

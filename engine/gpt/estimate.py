@@ -75,6 +75,33 @@ def estimate_memory(config: TrainConfig, vocab_size: int, bytes_per_value: int =
     return MemoryEstimate(parameters=BYTES_PER_PARAMETER * count_params(config, vocab_size).total, activations=activations)
 
 
+CHARACTERS_PER_WORD = 5.5  # English text, a space included: tiny Shakespeare has 1,115,394 characters in ~202k words
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """The numbers a student reads beside the settings: what one iteration and the whole run see."""
+
+    tokens_per_iter: int  # characters in one optimizer step: batch_size x block_size x gradient_accumulation_steps
+    iters_per_epoch: float | None  # iterations for one pass over the training characters (None without data)
+    epochs: float | None  # passes over the training characters that max_iters makes
+    head_size: int  # numbers each attention head works with: n_embd / n_head
+    context_words: float  # block_size in words, roughly
+    decay_mismatch: bool  # lr_decay_iters is not max_iters: the schedule ends early or is cut off
+
+
+def run_shape(config: TrainConfig, train_characters: int | None) -> RunShape:
+    per_epoch = train_characters / config.tokens_per_iter if train_characters else None
+    return RunShape(
+        tokens_per_iter=config.tokens_per_iter,
+        iters_per_epoch=per_epoch,
+        epochs=config.max_iters / per_epoch if per_epoch else None,
+        head_size=config.n_embd // config.n_head,
+        context_words=config.block_size / CHARACTERS_PER_WORD,
+        decay_mismatch=config.decay_lr and config.lr_decay_iters != config.max_iters,
+    )
+
+
 def eta_seconds(config: TrainConfig, ms_per_iter: float, from_iter: int = 0) -> float:
     """Time for the iterations left plus the evaluations, from a training step's time.
 

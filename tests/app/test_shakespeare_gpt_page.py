@@ -246,3 +246,21 @@ def test_text_cut_short_by_a_rerun_stays_on_the_page_with_a_note(shipped, page):
     assert "ROMEO\\: the cat" in texts(page, "markdown")  # escaped as Markdown, shown as itself
     assert "Cut short after 8 of 500 new characters from the shipped checkpoint" in texts(page, "caption")
     assert page.get("download_button")
+
+
+def test_each_setting_is_explained_with_the_current_numbers(no_shipped, page):
+    paste_tiny(page)
+    handout = " ".join(texts(page, "markdown").split())
+    assert "an iteration sees **128 characters** (batch × block × accumulation)" in handout
+    assert "about **3 words**" in handout and "heads of **16 numbers each**" in handout
+    assert "One *micro-batch* is" in handout and "differs from max_iters" not in texts(page, "caption")
+    page.number_input(key="gpt_lr_decay_iters").set_value(30).run()
+    assert "lr_decay_iters (30) differs from max_iters (60), so the cosine decay ends before the run ends" in texts(page, "caption")
+
+
+def test_the_cpu_recipe_is_about_one_and_a_half_epochs_of_tiny_shakespeare():
+    from engine.gpt.estimate import run_shape
+    from engine.gpt.train import CPU
+
+    shape = run_shape(CPU, 1_003_854)  # tiny Shakespeare's first 90%
+    assert shape.tokens_per_iter == 768 and round(shape.epochs, 1) == 1.5 and shape.head_size == 32
