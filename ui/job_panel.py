@@ -108,7 +108,11 @@ def _status(view: JobView, unit: str) -> str:
         state = f"Stopped because {view.stop_reason} — the result so far is kept"
     phase = view.snapshots.get("phase")
     doing = f" · {phase}" if view.state is JobState.RUNNING and isinstance(phase, str) and phase != "training" else ""
-    return f"**{state}** · {progress}{doing} · {view.seconds:.1f} s elapsed"
+    left = ""
+    made = view.done - view.first_done
+    if view.state is JobState.RUNNING and made > 0 and view.done < view.total:  # measured on this run as it goes: it holds on a loaded machine
+        left = f" · about {duration_words(view.seconds * (view.total - view.done) / made)} left at this pace"
+    return f"**{state}** · {progress}{doing} · {view.seconds:.1f} s elapsed{left}"
 
 
 def job_panel(prefix: str, draw_live: Callable[[JobView], None], unit: str = "iteration", interval: float = 1.0) -> JobView | None:

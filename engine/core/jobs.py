@@ -181,6 +181,7 @@ class JobView:
     stop_reason: str | None = None  # why the board stopped it, in words; None when the person did
     queue_place: int | None = None  # 1 for the next to start; None unless queued
     wait_seconds: float | None = None  # estimated time until it starts; None unless queued
+    first_done: int = 0  # the progress it started from (a resumed run does not start at 0)
 
 
 class JobReporter:
@@ -204,6 +205,8 @@ class JobReporter:
 
     def progress(self, done: int, total: int) -> None:
         with self._job._lock:
+            if self._job._first_done is None:
+                self._job._first_done = done
             self._job._done, self._job._total = done, total
 
 
@@ -237,6 +240,7 @@ class Job:
         self._snapshots: dict[str, Any] = {}
         self._done = 0
         self._total = 0
+        self._first_done: int | None = None
         self._error: str | None = None
         self._result: Any = None
         self._submitted = time.monotonic()
@@ -314,8 +318,9 @@ class Job:
             if self._state.finished:
                 return 0.0
             elapsed = time.monotonic() - self._started if self._state is JobState.RUNNING else 0.0
-            if self._state is JobState.RUNNING and self._done > 0 and self._total > 0:
-                return elapsed * (self._total - self._done) / self._done
+            made = self._done - (self._first_done or 0)
+            if self._state is JobState.RUNNING and made > 0 and self._total > 0:
+                return elapsed * (self._total - self._done) / made
             expected = self.expected_seconds if self.expected_seconds is not None else 60.0
             return max(expected - elapsed, 1.0)
 
@@ -338,6 +343,7 @@ class Job:
                 stop_reason=self._stop_reason,
                 queue_place=queue_place,
                 wait_seconds=wait_seconds,
+                first_done=self._first_done or 0,
             )
 
 

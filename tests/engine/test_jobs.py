@@ -98,6 +98,7 @@ def test_the_wait_estimate_follows_the_running_jobs_progress():
     release = threading.Event()
 
     def half_done(report):
+        report.progress(0, 100)  # where it starts (a resumed run would start further on)
         report.progress(50, 100)
         release.wait(5)
 
@@ -180,3 +181,21 @@ def test_the_wait_estimate_never_exceeds_the_time_limit():
     gate.set()
     for job in (running, waiting, last):
         job.wait(5)
+
+
+def test_a_resumed_jobs_pace_counts_only_what_it_did_itself():
+    release = threading.Event()
+
+    def resumed(report):
+        report.progress(900, 1000)  # resumed near its end
+        report.progress(950, 1000)
+        release.wait(5)
+
+    job = JobBoard(max_running=1).submit("resumed", resumed)
+    while job.view().done != 950:
+        threading.Event().wait(0.01)
+    view = job.view()
+    assert view.first_done == 900
+    assert job.remaining_seconds() == pytest.approx(view.seconds, rel=0.5, abs=0.2)  # 50 done, 50 to go: as long again
+    release.set()
+    job.wait(5)
