@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from engine.core.checkpoints import SHIPPED_DIR, card_path, load_checkpoint, save_checkpoint, weights_path
+from engine.core.config import check_fields, from_dict, seed_spec, spec
 from engine.core.device import pick_device, seed_everything
 from engine.core.errors import CheckpointError, ConfigError, DataError
 from engine.core.jobs import Reporter
@@ -37,33 +38,21 @@ CONFIDENT = 0.9  # a digit counts as recognised when the classifier gives it at 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    epochs: int = 2
-    batch_size: int = 128
-    learning_rate: float = 1e-3  # Adam
-    dropout: float = 0.25
-    log_interval: int = 50
-    seed: int = 0
+    epochs: int = field(default=2, metadata=spec(1, 100))
+    batch_size: int = field(default=128, metadata=spec(1, 4096))
+    learning_rate: float = field(default=1e-3, metadata=spec(0, 1, above=True))  # Adam
+    dropout: float = field(default=0.25, metadata=spec(0, 1, below=True))
+    log_interval: int = field(default=50, metadata=spec(1, 1_000_000, unit="steps"))
+    seed: int = field(default=0, metadata=seed_spec())
     device: str = "auto"
 
     def validate(self) -> "ClassifierConfig":
-        if not 1 <= self.epochs <= 100:
-            raise ConfigError(f"epochs must be between 1 and 100, got {self.epochs}.")
-        if not 1 <= self.batch_size <= 4096:
-            raise ConfigError(f"batch_size must be between 1 and 4096, got {self.batch_size}.")
-        if not 0 < self.learning_rate <= 1:
-            raise ConfigError(f"learning_rate must be above 0 and at most 1, got {self.learning_rate}.")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be at least 0 and below 1, got {self.dropout}.")
-        if self.log_interval < 1:
-            raise ConfigError(f"log_interval must be at least 1 step, got {self.log_interval}.")
+        check_fields(self)
         return self
 
     @classmethod
     def from_dict(cls, values: dict) -> "ClassifierConfig":
-        known = {f.name for f in fields(cls)}
-        if set(values) - known:
-            raise ConfigError(f"Unknown classifier settings: {', '.join(sorted(set(values) - known))}.")
-        return cls(**values)
+        return from_dict(cls, values, "classifier settings")
 
 
 class DigitClassifier(nn.Module):
