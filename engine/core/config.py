@@ -77,8 +77,11 @@ def spec(low=None, high=None, **details) -> dict:
     return {SPEC: Range(low, high, **details)}
 
 
+SEED = Range(0, MAX_SEED, high_text="2**63-1")
+
+
 def seed_spec() -> dict:
-    return spec(0, MAX_SEED, high_text="2**63-1")
+    return {SPEC: SEED}
 
 
 def _number(value) -> str:
