@@ -189,3 +189,16 @@ def from_dict(cls, values, what: str):
     if unknown:
         raise ConfigError(f"Unknown {what}: {', '.join(unknown)}.")
     return cls(**{name: _checked(cls, name, value) for name, value in values.items()})
+
+
+def from_form(cls, values: dict, what: str):
+    """A config from a page's number inputs, which hand back 25.0 as readily as 25: a whole float for a
+    whole-number field is taken as that number; anything else is checked as `from_dict` checks it."""
+    whole = {name for name, hint in _hints(cls).items() if _parts(hint)[0] is int}
+    return from_dict(cls, {name: _whole(value) if name in whole else value for name, value in values.items()}, what)
+
+
+def _whole(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from engine.core.config import check_fields, from_dict, seed_spec, spec
+from engine.core.config import check_fields, from_dict, from_form, seed_spec, spec
 from engine.core.device import autocast_dtype, pick_device, seed_everything
 from engine.core.errors import ConfigError, DataError
 from engine.core.jobs import Reporter
@@ -121,6 +121,11 @@ class DDPMConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "DDPMConfig":
         return from_dict(cls, values, "DDPM training settings")
+
+    @classmethod
+    def from_form(cls, values: dict) -> "DDPMConfig":
+        """From a page's number inputs, which may hand back 64.0 for 64."""
+        return from_form(cls, values, "DDPM training settings")
 
 
 # The shipped checkpoint's recipe: the defaults above, on all 60,000 training digits: 4,685 steps,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from engine.core.config import check_fields, from_dict, seed_spec, spec
+from engine.core.config import check_fields, from_dict, from_form, seed_spec, spec
 from engine.core.device import autocast_dtype, pick_device, seed_everything
 from engine.core.errors import ConfigError
 from engine.core.jobs import Reporter
@@ -99,6 +99,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         return from_dict(cls, values, "GPT training settings")
+
+    @classmethod
+    def from_form(cls, values: dict) -> "TrainConfig":
+        """From a page's number inputs, which may hand back 64.0 for 64."""
+        return from_form(cls, values, "GPT training settings")
 
 
 # nanoGPT's config/train_shakespeare_char.py, which the defaults above are.

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.core.checkpoints import SHIPPED_DIR, checkpoint_bytes, load_checkpoint, save_checkpoint
-from engine.core.config import Range, check_fields, check_value, from_dict, seed_spec, spec
+from engine.core.config import Range, check_fields, check_value, from_dict, from_form, seed_spec, spec
 from engine.core.device import seed_everything
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.jobs import Reporter
@@ -76,6 +76,11 @@ class SAEConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "SAEConfig":
         return from_dict(cls, values, "SAE settings")
+
+    @classmethod
+    def from_form(cls, values: dict) -> "SAEConfig":
+        """From the page's number inputs, which may hand back 25.0 for 25."""
+        return from_form(cls, values, "SAE settings")
 
 
 UFLDL = SAEConfig()  # the exercise's settings; reaches cost ~0.46 on Olshausen's images
