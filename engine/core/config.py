@@ -185,7 +185,7 @@ def from_dict(cls, values, what: str):
     if not isinstance(values, dict):
         raise ConfigError(f"The {what} must be a mapping of names to values, got {_shown(values)}.")
     known = {item.name for item in fields(cls)}
-    unknown = sorted(str(key) for key in values if key not in known)
+    unknown = sorted(key if key.isidentifier() else _shown(key) for key in map(str, values) if key not in known)
     if unknown:
         raise ConfigError(f"Unknown {what}: {', '.join(unknown)}.")
     return cls(**{name: _checked(cls, name, value) for name, value in values.items()})
