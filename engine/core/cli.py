@@ -33,7 +33,7 @@ class CommandParser(argparse.ArgumentParser):
     """argparse, but a mistake is one line (argparse's own adds the whole usage); --help still shows it."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        print(f"error: {one_line(message)} (usage: {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
 
