@@ -155,7 +155,7 @@ def test_the_refusals_say_what_is_wrong(hostile_files, tmp_path):  # noqa: F811
         ("ddpm", ["train", "--toy", "0"], "the number of toy shapes must be between 1 and 10,000, got 0"),
         ("ddpm", ["train", "--toy", "100000000"], "got 100000000"),
         ("ddpm", ["train", "--toy", "-5"], "got -5"),
-        ("sae", ["train", "--text"], "unrecognized arguments: --text (usage: python -m engine.sae train --help)"),
+        ("sae", ["train", "--text"], "unrecognized arguments: --text (usage: python -m engine.sae --help)"),
     ]
     for lab, argv, words in expectations:
         code, _, err = run_main(lab, argv)

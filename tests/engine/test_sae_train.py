@@ -117,7 +117,7 @@ def test_a_patch_larger_than_an_uploaded_image_is_refused():
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("L", (6, 6), 128).save(buffer, format="PNG")
+    Image.fromarray(np.arange(36, dtype=np.uint8).reshape(6, 6)).save(buffer, format="PNG")
     with pytest.raises(ConfigError, match="smaller than the 8x8 patch"):
         prepare_data(SAEConfig(source="upload"), [("tiny.png", buffer.getvalue())])
 
