@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from engine.core.checkpoints import SHIPPED_DIR, card_path, load_checkpoint, save_checkpoint, weights_path
 from engine.core.config import check_fields, from_dict, seed_spec, spec
 from engine.core.device import pick_device, seed_everything
-from engine.core.errors import CheckpointError, ConfigError, DataError
+from engine.core.errors import CheckpointError, DataError
 from engine.core.files import check_readable, read_bounded
 from engine.core.jobs import Reporter
 from engine.ddpm.data import CLASSES, IMAGE_SIZE, DigitData
