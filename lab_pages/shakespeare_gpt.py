@@ -207,10 +207,12 @@ try:
             text, name = decode_text(pasted.encode("utf-8"), "The pasted text"), "the pasted text"
         else:
             st.info("Paste some text above: the model will learn to write like it.")
-    elif (upload := st.file_uploader("A UTF-8 text file, up to 20 MB", key="gpt_upload", max_upload_size=20)) is not None:
+    elif (upload := st.file_uploader("A UTF-8 text file, up to 20 MB", key="gpt_upload", max_upload_size=20,
+                                     help="Plain text saved as UTF-8 (.txt, .md, .csv, code …), at most 20 MB.")) is not None:
         text, name = decode_text(upload.getvalue(), upload.name), upload.name
     else:
-        st.info("Upload a plain-text file (UTF-8): the model will learn to write like it.")
+        st.info("Upload a plain-text file (UTF-8, at most 20 MB): the model will learn to write like it. "
+                "A file marked in red above was refused by the uploader: it is larger than 20 MB.")
     if text is not None:
         data = cached_data(text, name)
         st.caption(f"{name}: {data.characters:,} characters, {data.tokenizer.vocab_size} distinct; the first 90% "

@@ -28,6 +28,8 @@ from ui.figures import histogram, live_curve_svg, loss_curve
 from ui.images import grid_image, show_grid
 from ui.job_panel import job_panel, job_running, start_job
 
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp"]
+UPLOAD_KINDS = "PNG, JPEG, TIFF, BMP, GIF or WebP"
 COST_SERIES = {"total cost": "cost", "reconstruction": "reconstruction", "weight decay": "weight_decay", "sparsity": "sparsity"}
 DEFAULTS = {
     "sae_hidden": UFLDL.hidden_size, "sae_rho": UFLDL.rho, "sae_beta": UFLDL.beta, "sae_lam": UFLDL.lam,
@@ -127,19 +129,20 @@ row[3].number_input("Seed", step=1, key="sae_seed", help="Chooses the patches an
 st.radio("Images", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="sae_source")
 uploaded = []
 if st.session_state.sae_source == "upload":
-    files = st.file_uploader("Your grayscale or colour photographs", type=["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp"],
+    files = st.file_uploader(f"Your grayscale or colour photographs: {UPLOAD_KINDS}, up to 20 MB each", type=UPLOAD_TYPES,
                              accept_multiple_files=True, key="sae_uploads", max_upload_size=20)
     uploaded = [(file.name, file.getvalue()) for file in files or []]
 st.button("Reset to UFLDL's settings", on_click=reset_to_ufldl, icon=":material/restart_alt:")
 
 config = None
 try:
-    config = SAEConfig(
-        patch_size=int(st.session_state.sae_patch_size), hidden_size=int(st.session_state.sae_hidden),
-        num_patches=int(st.session_state.sae_patches), rho=float(st.session_state.sae_rho),
-        beta=float(st.session_state.sae_beta), lam=float(st.session_state.sae_lam),
-        max_iter=int(st.session_state.sae_iterations), seed=int(st.session_state.sae_seed),
-        source=st.session_state.sae_source,
+    # the engine's own checks: a seed of 1e20 or a beta of 1e308 is refused here in the config's words
+    config = SAEConfig.from_form(
+        {"patch_size": st.session_state.sae_patch_size, "hidden_size": st.session_state.sae_hidden,
+         "num_patches": st.session_state.sae_patches, "rho": st.session_state.sae_rho,
+         "beta": st.session_state.sae_beta, "lam": st.session_state.sae_lam,
+         "max_iter": st.session_state.sae_iterations, "seed": st.session_state.sae_seed,
+         "source": st.session_state.sae_source}
     ).validate()
 except ConfigError as error:
     show_error(error)
@@ -155,7 +158,8 @@ if config is not None:
             st.session_state.sae_download_ok = True
             st.rerun()
     elif config.source == "upload" and not uploaded:
-        st.info("Upload one or more photographs above; each is converted to grayscale and whitened.")
+        st.info(f"Upload one or more photographs above ({UPLOAD_KINDS}, up to 20 MB each); each is converted to grayscale "
+                "and whitened. A file marked in red was refused by the uploader: another kind of file, or larger than 20 MB.")
     else:
         bar = st.empty()
 

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.core.checkpoints import read_card, runs_dir, write_atomically
+from engine.core.checkpoints import card_path, read_card, runs_dir, weights_path, write_atomically
+from engine.core.cli import CommandParser, path_argument, run_command
 from engine.core.device import configure_threads, pick_device
-from engine.core.errors import CheckpointError, ConfigError, DataError, LabError
+from engine.core.errors import CheckpointError, ConfigError
+from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
-from engine.ddpm.checkpoint import export_checkpoint, find_checkpoint, load_model
-from engine.ddpm.classifier import ClassifierConfig, load_classifier, score_samples, train_classifier
+from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, export_checkpoint, find_checkpoint, last_in, load_model
+from engine.ddpm.classifier import ClassifierConfig, load_classifier, read_samples, score_samples, train_classifier
 from engine.ddpm.data import load_mnist, to_unit, toy_shapes
 from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, frames, frames_to_keep, generate, grid_png, sample_labels
 from engine.ddpm.train import PRESETS, DDPMConfig, train
@@ -61,15 +63,28 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
 def base_config(args: argparse.Namespace) -> DDPMConfig:
     if args.resume is None:
         return PRESETS[args.preset or "cpu"]
-    card = read_card(find_checkpoint(args.resume, prefer="last"))
+    card = read_card(readable_checkpoint(args.resume, prefer="last"))
     try:
         return DDPMConfig.from_dict(card["config"])
     except (KeyError, TypeError, ConfigError) as error:
         raise CheckpointError(f"The checkpoint at {args.resume} has no usable training settings ({error}).") from None
 
 
+def readable_checkpoint(path: Path | None, prefer: str = "best") -> Path:
+    """The checkpoint a --checkpoint or --resume names, its two files checked to be regular files, so reading them ends."""
+    checkpoint = find_checkpoint(path if path is not None else SHIPPED_CHECKPOINT, prefer=prefer)
+    check_readable(card_path(checkpoint))
+    check_readable(weights_path(checkpoint))
+    return checkpoint
+
+
+def check_checkpoint_writable(path: Path) -> None:
+    check_writable(weights_path(path))
+    check_writable(card_path(path))
+
+
 def training_data(args: argparse.Namespace):
-    if args.toy:
+    if args.toy is not None:  # --toy 0 is a mistake, not "all of MNIST"
         return toy_shapes(args.toy)
     return load_mnist(args.data_dir)
 
@@ -102,9 +117,11 @@ class RunFolderReporter(ConsoleReporter):
 def run_train(args: argparse.Namespace, command: str) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(DDPMConfig) if getattr(args, f.name) is not None}
     config = replace(base_config(args), **overrides).validate()
-    data = training_data(args)
     preset = args.preset or (None if args.resume else "cpu")
     out = args.out or (find_checkpoint(args.resume, prefer="last").parent if args.resume else runs_dir() / "ddpm" / preset)
+    for checkpoint in (last_in(out), best_in(out)):
+        check_checkpoint_writable(checkpoint)
+    data = training_data(args)
     reporter = RunFolderReporter(Path(out), config.log_interval)
     with reporter.ctrl_c_stops():
         result = train(config, data, reporter, out=out, resume=args.resume, command=command)
@@ -133,9 +150,11 @@ def run_sample(args: argparse.Namespace) -> int:
     outs = output_paths(args.out)
     if not 2 <= args.gif_frames <= MAX_GIF_FRAMES:
         raise ConfigError(f"--gif-frames must be between 2 and {MAX_GIF_FRAMES}, got {args.gif_frames}.")
+    for path in outs:
+        check_writable(path)
     classifier = load_classifier(args.classifier) if args.score or args.classifier else None  # before the minutes of sampling
     device = pick_device(args.device)
-    model, schedule, _ = load_model(args.checkpoint, device)
+    model, schedule, _ = load_model(readable_checkpoint(args.checkpoint), device)
     settings = SampleSettings(
         sampler=args.sampler,
         n=args.n,
@@ -186,7 +205,8 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    weights = export_checkpoint(args.checkpoint, args.out)
+    check_checkpoint_writable(best_in(args.out) if args.out.is_dir() else find_checkpoint(args.out))
+    weights = export_checkpoint(readable_checkpoint(args.checkpoint), args.out)
     print(f"saved {weights} ({weights.stat().st_size / 2**20:.1f} MB, EMA weights only) and {weights.with_suffix('.json')}")
     return 0
 
@@ -194,6 +214,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_classifier(args: argparse.Namespace, command: str) -> int:
     if args.action == "train":
         config = ClassifierConfig(epochs=args.epochs, seed=args.seed).validate()
+        check_checkpoint_writable(args.out)
         data = training_data(args)
         reporter = ConsoleReporter("classifier", log_every=config.log_interval)
         with reporter.ctrl_c_stops():
@@ -202,10 +223,7 @@ def run_classifier(args: argparse.Namespace, command: str) -> int:
         print(f"{'stopped' if result.stopped else 'done'}: test accuracy {result.test_accuracy:.2%} after {result.steps} steps, {result.seconds:.1f} s")
         print(f"saved {result.checkpoint} and {result.checkpoint.with_suffix('.json')}")
         return 0
-    try:
-        images = np.load(args.samples, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"Cannot read {args.samples} as a numpy array ({error}).") from None
+    images = read_samples(args.samples)
     classifier, _ = load_classifier(args.classifier)
     asked = np.full(len(images), args.digit) if args.digit is not None else None
     print(score_samples(classifier, images, asked).summary())
@@ -213,21 +231,21 @@ def run_classifier(args: argparse.Namespace, command: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.ddpm", description="DDPM on MNIST: train, sample, score.")
+    parser = CommandParser(prog="python -m engine.ddpm", description="DDPM on MNIST: train, sample, score.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser("train", help="train, keeping the last and the best checkpoint in a run folder")
     start = train_parser.add_mutually_exclusive_group()
     start.add_argument("--preset", choices=list(PRESETS), help="settings to start from (default cpu)")
-    start.add_argument("--resume", type=Path, help="a run folder or checkpoint to continue, with its settings")
-    train_parser.add_argument("--out", type=Path, help="run folder (default runs/ddpm/PRESET, or the resumed run's)")
-    train_parser.add_argument("--data-dir", type=Path, help="a folder holding mnist/MNIST/raw/ (else DLLAB_DATA_DIR, the cache, a download)")
+    start.add_argument("--resume", type=path_argument, help="a run folder or checkpoint to continue, with its settings")
+    train_parser.add_argument("--out", type=path_argument, help="run folder (default runs/ddpm/PRESET, or the resumed run's)")
+    train_parser.add_argument("--data-dir", type=path_argument, help="a folder holding mnist/MNIST/raw/ (else DLLAB_DATA_DIR, the cache, a download)")
     train_parser.add_argument("--toy", type=int, nargs="?", const=2000, metavar="N", help="train on N toy shapes instead of MNIST (default 2000)")
     config_arguments(train_parser)
 
     sample_parser = commands.add_parser("sample", help="draw digits and write a grid, an array or the animation")
-    sample_parser.add_argument("--checkpoint", type=Path, help="a run folder or checkpoint (default: the shipped one)")
-    sample_parser.add_argument("--out", type=Path, action="append", required=True, help="samples.png, samples.npy or denoise.gif; repeat for several")
+    sample_parser.add_argument("--checkpoint", type=path_argument, help="a run folder or checkpoint (default: the shipped one)")
+    sample_parser.add_argument("--out", type=path_argument, action="append", required=True, help="samples.png, samples.npy or denoise.gif; repeat for several")
     sample_parser.add_argument("--n", type=int, default=40, help="how many samples (default %(default)s)")
     sample_parser.add_argument("--sampler", choices=SAMPLERS, default="ddim", help="ddpm: all T steps; ddim: --steps steps (default %(default)s)")
     sample_parser.add_argument("--steps", type=int, help="DDIM's steps (default 50); DDPM always takes T")
@@ -239,39 +257,38 @@ def main(argv: list[str] | None = None) -> int:
     sample_parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
     sample_parser.add_argument("--gif-frames", type=int, default=60, help="frames in the animation (default %(default)s)")
     sample_parser.add_argument("--score", action="store_true", help="score the samples with the MNIST classifier")
-    sample_parser.add_argument("--classifier", type=Path, help="the classifier to score with (default: the shipped one); implies --score")
+    sample_parser.add_argument("--classifier", type=path_argument, help="the classifier to score with (default: the shipped one); implies --score")
 
     export_parser = commands.add_parser("export", help="copy a run's best EMA weights, without the training state: what the project ships")
-    export_parser.add_argument("--checkpoint", type=Path, required=True, help="a run folder or checkpoint")
-    export_parser.add_argument("--out", type=Path, required=True, help="a folder, or a path without suffix such as checkpoints/ddpm_mnist")
+    export_parser.add_argument("--checkpoint", type=path_argument, required=True, help="a run folder or checkpoint")
+    export_parser.add_argument("--out", type=path_argument, required=True, help="a folder, or a path without suffix such as checkpoints/ddpm_mnist")
 
     classifier_parser = commands.add_parser("classifier", help="the MNIST classifier that scores samples: train it, or score a .npy")
     actions = classifier_parser.add_subparsers(dest="action", required=True)
     classifier_train = actions.add_parser("train", help="train on MNIST's training digits; the test accuracy goes in the card")
-    classifier_train.add_argument("--out", type=Path, default=runs_dir() / "ddpm" / "classifier" / "classifier", help="checkpoint path without suffix (default %(default)s)")
+    classifier_train.add_argument("--out", type=path_argument, default=runs_dir() / "ddpm" / "classifier" / "classifier", help="checkpoint path without suffix (default %(default)s)")
     classifier_train.add_argument("--epochs", type=int, default=ClassifierConfig.epochs, help="(default %(default)s)")
     classifier_train.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
-    classifier_train.add_argument("--data-dir", type=Path, help="a folder holding mnist/MNIST/raw/")
+    classifier_train.add_argument("--data-dir", type=path_argument, help="a folder holding mnist/MNIST/raw/")
     classifier_train.add_argument("--toy", type=int, nargs="?", const=2000, metavar="N", help="train on N toy shapes instead of MNIST")
     classifier_score = actions.add_parser("score", help="how many digits of an N x 28 x 28 array in [0, 1] it recognises")
-    classifier_score.add_argument("--samples", type=Path, required=True, help="a .npy written by `sample --out samples.npy`")
-    classifier_score.add_argument("--classifier", type=Path, help="(default: the shipped one)")
+    classifier_score.add_argument("--samples", type=path_argument, required=True, help="a .npy written by `sample --out samples.npy`")
+    classifier_score.add_argument("--classifier", type=path_argument, help="(default: the shipped one)")
     classifier_score.add_argument("--digit", type=int, help="the digit the samples were drawn as, to count how many read as it")
     args = parser.parse_args(argv)
+    return run_command(lambda: run(args, argv))
 
-    try:
-        configure_threads()
-        command = "python -m engine.ddpm " + shlex.join(argv if argv is not None else sys.argv[1:])
-        if args.command == "sample":
-            return run_sample(args)
-        if args.command == "export":
-            return run_export(args)
-        if args.command == "classifier":
-            return run_classifier(args, command)
-        return run_train(args, command)
-    except LabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    configure_threads()
+    command = "python -m engine.ddpm " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if args.command == "sample":
+        return run_sample(args)
+    if args.command == "export":
+        return run_export(args)
+    if args.command == "classifier":
+        return run_classifier(args, command)
+    return run_train(args, command)
 
 
 if __name__ == "__main__":

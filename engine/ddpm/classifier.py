@@ -14,56 +14,49 @@ classifier reads and its confidence (the softmax probability of that digit).
 
 from __future__ import annotations
 
+import io
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
+from numpy.lib import format as npy_format
 from torch.nn import functional as F
 
 from engine.core.checkpoints import SHIPPED_DIR, card_path, load_checkpoint, save_checkpoint, weights_path
+from engine.core.config import check_fields, from_dict, seed_spec, spec
 from engine.core.device import pick_device, seed_everything
-from engine.core.errors import CheckpointError, ConfigError, DataError
+from engine.core.errors import CheckpointError, DataError
+from engine.core.files import check_readable, read_bounded
 from engine.core.jobs import Reporter
 from engine.ddpm.data import CLASSES, IMAGE_SIZE, DigitData
 
 KIND = "mnist_classifier"
 SHIPPED_CLASSIFIER = SHIPPED_DIR / "mnist_classifier"
+MAX_SAMPLES_BYTES = 128 * 2**20  # 10,000 samples in float64 take 63 MB
 CONFIDENT = 0.9  # a digit counts as recognised when the classifier gives it at least this probability
 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    epochs: int = 2
-    batch_size: int = 128
-    learning_rate: float = 1e-3  # Adam
-    dropout: float = 0.25
-    log_interval: int = 50
-    seed: int = 0
+    epochs: int = field(default=2, metadata=spec(1, 100))
+    batch_size: int = field(default=128, metadata=spec(1, 4096))
+    learning_rate: float = field(default=1e-3, metadata=spec(0, 1, above=True))  # Adam
+    dropout: float = field(default=0.25, metadata=spec(0, 1, below=True))
+    log_interval: int = field(default=50, metadata=spec(1, 1_000_000, unit="steps"))
+    seed: int = field(default=0, metadata=seed_spec())
     device: str = "auto"
 
     def validate(self) -> "ClassifierConfig":
-        if not 1 <= self.epochs <= 100:
-            raise ConfigError(f"epochs must be between 1 and 100, got {self.epochs}.")
-        if not 1 <= self.batch_size <= 4096:
-            raise ConfigError(f"batch_size must be between 1 and 4096, got {self.batch_size}.")
-        if not 0 < self.learning_rate <= 1:
-            raise ConfigError(f"learning_rate must be above 0 and at most 1, got {self.learning_rate}.")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be at least 0 and below 1, got {self.dropout}.")
-        if self.log_interval < 1:
-            raise ConfigError(f"log_interval must be at least 1 step, got {self.log_interval}.")
+        check_fields(self)
         return self
 
     @classmethod
     def from_dict(cls, values: dict) -> "ClassifierConfig":
-        known = {f.name for f in fields(cls)}
-        if set(values) - known:
-            raise ConfigError(f"Unknown classifier settings: {', '.join(sorted(set(values) - known))}.")
-        return cls(**values)
+        return from_dict(cls, values, "classifier settings")
 
 
 class DigitClassifier(nn.Module):
@@ -167,6 +160,8 @@ def load_classifier(path: str | Path | None = None, device="cpu") -> tuple[Digit
     if path.is_dir():
         path = path / "classifier"
     path = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    check_readable(card_path(path))  # a pipe or a device in a checkpoint's place would be read for ever
+    check_readable(weights_path(path))
     if not card_path(path).exists() and path == SHIPPED_CLASSIFIER:
         raise CheckpointError(
             f"The shipped MNIST classifier ({weights_path(path)}) is not there: train one with "
@@ -224,12 +219,35 @@ class Score:
         return line
 
 
+def read_samples(path: str | Path) -> np.ndarray:
+    """Images from a .npy file (what `sample --out samples.npy` writes), read with a bound and never unpickled."""
+    path = Path(path)
+    data = read_bounded(path, MAX_SAMPLES_BYTES)
+    buffer = io.BytesIO(data)
+    try:
+        version = npy_format.read_magic(buffer)
+        header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, _, dtype = header(buffer)
+    except ValueError:
+        raise DataError(f"{path.name} is not a NumPy array file (.npy): write one with `sample --out samples.npy`.") from None
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise DataError(f"{path.name} holds {dtype} values, not numbers: the classifier reads images of numbers in [0, 1].")
+    if math.prod(shape) * dtype.itemsize != len(data) - buffer.tell():
+        raise DataError(f"{path.name} is truncated or corrupt: its header declares {list(shape)} {dtype} values, which its size does not match.")
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
 @torch.no_grad()
 def score_samples(model: DigitClassifier, images: np.ndarray, asked: np.ndarray | None = None, batch_size: int = 500) -> Score:
     """Classify images (n, 28, 28) in [0, 1]; `asked` is the digit each was drawn as, when known."""
-    images = np.asarray(images, dtype=np.float32)
+    images = np.asarray(images)
+    if images.dtype.kind not in "biuf":
+        raise DataError(f"The classifier reads images of numbers in [0, 1]; these hold {images.dtype} values.")
+    images = images.astype(np.float32)
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"The classifier reads images of shape (n, {IMAGE_SIZE}, {IMAGE_SIZE}); got {images.shape}.")
+    if not np.isfinite(images).all():
+        raise DataError(f"{np.count_nonzero(~np.isfinite(images)):,} pixel values are not numbers (NaN or infinity): these are not images to score.")
     if images.size and (images.min() < -1e-3 or images.max() > 1 + 1e-3):
         raise DataError(f"The classifier reads images in [0, 1]; these range from {images.min():.3g} to {images.max():.3g}.")
     device = next(model.parameters()).device

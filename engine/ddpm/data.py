@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.core.config import Range, check_value
 from engine.core.errors import DataError
 from engine.core.fetch import Progress, RemoteFile, resolve
 
 MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's first mirror
 IMAGE_SIZE = 28
 CLASSES = 10
+TOY_COUNT = Range(1, 10_000)  # all drawn at once: 10,000 take a few hundred MB while drawn
 
 
 def mnist_file(name: str, sha256: str, size: int) -> RemoteFile:
@@ -135,6 +137,7 @@ def toy_shapes(count: int = 600, seed: int = 0, classes: int = CLASSES) -> Digit
 
     Small enough to learn in seconds, so a test or a first try can see a diffusion model pick up the shapes.
     """
+    check_value("the number of toy shapes", count, int, TOY_COUNT)
     rng = np.random.default_rng(seed)
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:

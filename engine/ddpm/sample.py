@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from engine.core.config import check_fields, from_dict, seed_spec, spec
 from engine.core.errors import ConfigError
 from engine.core.grids import png_bytes, tile_images, upscale
 from engine.ddpm.data import to_unit
@@ -43,17 +44,21 @@ CHUNK = 250  # `generate` draws this many samples at once, to bound memory
 
 @dataclass(frozen=True)
 class SampleSettings:
-    sampler: str = "ddim"
-    n: int = 16
+    sampler: str = field(default="ddim", metadata=spec(choices=SAMPLERS))
+    n: int = field(default=16, metadata=spec(1, MAX_SAMPLES, label="n (the number of samples)"))
     steps: int | None = None  # DDIM's number of steps (default 50); DDPM always runs all T
-    eta: float = 1.0  # DDIM only: 0 deterministic, 1 as noisy as DDPM. With 50 steps, 1 draws clean backgrounds
-    # where 0 leaves speckles on the quick preset's model (and scores 99% against 97.5%)
+    eta: float = field(default=1.0, metadata=spec(0, 1, note="(0: deterministic DDIM, 1: DDPM's noise)"))  # DDIM only. With 50 steps, 1 draws
+    # clean backgrounds where 0 leaves speckles on the quick preset's model (and scores 99% against 97.5%)
     digit: int | None = None  # a conditional model draws this digit; None: digits 0-9 in turn
     unconditional: bool = False  # a conditional model draws with the null label (no digit, no guidance)
-    guidance: float | None = None  # classifier-free guidance scale; None: DEFAULT_GUIDANCE if conditional, else 1
-    seed: int = 0
+    guidance: float | None = field(default=None, metadata=spec(0, MAX_GUIDANCE))  # classifier-free guidance scale; None: DEFAULT_GUIDANCE if conditional, else 1
+    seed: int = field(default=0, metadata=seed_spec())
     clip: bool = True  # clip each predicted x_0 to [-1, 1]
-    variance: str = "beta_tilde"  # DDPM's sigma_t^2: beta_tilde (posterior) or beta
+    variance: str = field(default="beta_tilde", metadata=spec(choices=VARIANCES))  # DDPM's sigma_t^2: beta_tilde (posterior) or beta
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SampleSettings":
+        return from_dict(cls, values, "sampling settings")
 
     def resolved(self, model: UNetConfig, timesteps: int) -> "SampleSettings":
         """These settings checked against the model, with the defaults filled in; ConfigError says what cannot work."""
@@ -62,10 +67,7 @@ class SampleSettings:
             if not ok:
                 raise ConfigError(message)
 
-        require(self.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}.")
-        require(1 <= self.n <= MAX_SAMPLES, f"n (the number of samples) must be between 1 and {MAX_SAMPLES:,}, got {self.n}.")
-        require(self.seed >= 0, f"seed must be 0 or more, got {self.seed}.")
-        require(self.variance in VARIANCES, f"variance must be one of {', '.join(VARIANCES)}, got {self.variance!r}.")
+        check_fields(self)
         steps = self.steps
         if self.sampler == "ddpm":
             require(
@@ -76,10 +78,9 @@ class SampleSettings:
         else:
             steps = DEFAULT_DDIM_STEPS if steps is None else steps
             require(1 <= steps <= timesteps, f"DDIM needs between 1 and {timesteps} steps (the model was trained with T = {timesteps}), got {steps}.")
-            require(0 <= self.eta <= 1, f"eta must be between 0 (deterministic DDIM) and 1 (DDPM's noise), got {self.eta}.")
         if self.digit is not None:
             require(
-                isinstance(self.digit, int) and 0 <= self.digit < max(model.num_classes, 10),
+                0 <= self.digit < max(model.num_classes, 10),
                 f"digit must be between 0 and {max(model.num_classes, 10) - 1}, got {self.digit}.",
             )
             require(model.conditional, f"This model was trained without labels, so it cannot be asked for a digit ({self.digit}): train one with conditioning.")
@@ -87,10 +88,6 @@ class SampleSettings:
         guidance = self.guidance
         if guidance is None:
             guidance = DEFAULT_GUIDANCE if model.conditional and not self.unconditional else 1.0
-        require(
-            math.isfinite(guidance) and 0 <= guidance <= MAX_GUIDANCE,
-            f"guidance must be between 0 and {MAX_GUIDANCE:g}, got {guidance}.",
-        )
         require(
             guidance == 1.0 or (model.conditional and not self.unconditional),
             f"Guidance ({guidance:g}) needs a class-conditional model and a label to steer towards; "

@@ -23,11 +23,12 @@ network's predicted noise.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
 
+from engine.core.config import check_fields, spec
 from engine.core.errors import ConfigError
 
 SCHEDULES = ("linear", "cosine")
@@ -37,16 +38,13 @@ VARIANCES = ("beta_tilde", "beta")  # Algorithm 2's two choices of sigma_t^2: bo
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    timesteps: int = 1000  # T
-    schedule: str = "linear"  # linear (DDPM) or cosine (Improved DDPM)
+    timesteps: int = field(default=1000, metadata=spec(2, MAX_TIMESTEPS, label="timesteps (T)"))  # T
+    schedule: str = field(default="linear", metadata=spec(choices=SCHEDULES))  # linear (DDPM) or cosine (Improved DDPM)
     beta_start: float = 1e-4  # linear only: beta_1
     beta_end: float = 0.02  # linear only: beta_T
 
     def validate(self) -> "ScheduleConfig":
-        if not 2 <= self.timesteps <= MAX_TIMESTEPS:
-            raise ConfigError(f"timesteps (T) must be between 2 and {MAX_TIMESTEPS:,}, got {self.timesteps}.")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}.")
+        check_fields(self)
         if self.schedule == "linear" and not 0 < self.beta_start < self.beta_end < 1:
             raise ConfigError(
                 f"A linear schedule needs 0 < beta_start < beta_end < 1, got beta_start {self.beta_start} and beta_end {self.beta_end}."

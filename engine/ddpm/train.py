@@ -24,13 +24,14 @@ import copy
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from engine.core.config import check_fields, from_dict, from_form, seed_spec, spec
 from engine.core.device import autocast_dtype, pick_device, seed_everything
 from engine.core.errors import ConfigError, DataError
 from engine.core.jobs import Reporter, StopDeadline
@@ -42,11 +43,13 @@ from engine.ddpm.unet import UNet, UNetConfig
 
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 4096
+MAX_STEPS = 100_000_000  # far beyond MAX_EPOCHS of MNIST at batch size 1
+MAX_TRAIN_IMAGES = 10_000_000
 
 
 @dataclass(frozen=True)
 class DDPMConfig:
-    # the U-Net (see unet.UNetConfig)
+    # the U-Net (see unet.UNetConfig, which checks these ranges)
     width: int = 16  # channels at 28x28; 32 at 14x14, 64 at 7x7 with channel_mults (1, 2, 4): 0.65 M parameters
     channel_mults: tuple[int, ...] = (1, 2, 4)  # the width goes where pixels are few, and arithmetic cheap
     depth: int = 1  # residual blocks per level going down, one more coming up
@@ -55,30 +58,30 @@ class DDPMConfig:
     groups: int = 8  # GroupNorm groups
     conditional: bool = True  # learn eps(x_t, digit) too, for digit choice and guidance
     dropout: float = 0.0
-    # the noise schedule: DDPM's
+    # the noise schedule: DDPM's (see schedule.ScheduleConfig)
     timesteps: int = 1000
     schedule: str = "linear"
     beta_start: float = 1e-4
     beta_end: float = 0.02
     # training
-    epochs: int = 5
-    batch_size: int = 64  # half DDPM's 128: on a CPU, twice the steps for the same time learn faster
-    learning_rate: float = 2e-3  # ten times DDPM's 2e-4: a small U-Net trained for minutes, not days
-    warmup_steps: int = 100
+    epochs: int = field(default=5, metadata=spec(1, MAX_EPOCHS))
+    batch_size: int = field(default=64, metadata=spec(1, MAX_BATCH_SIZE))  # half DDPM's 128: on a CPU, twice the steps for the same time learn faster
+    learning_rate: float = field(default=2e-3, metadata=spec(0, 1, above=True))  # ten times DDPM's 2e-4: a small U-Net trained for minutes, not days
+    warmup_steps: int = field(default=100, metadata=spec(0, MAX_STEPS))
     decay_lr: bool = True  # cosine decay to min_lr over the run
-    min_lr: float = 2e-4
-    ema_decay: float = 0.999  # DDPM's 0.9999 averages over ~10k steps, longer than a CPU run
-    grad_clip: float = 1.0  # DDPM's; 0 turns clipping off
-    label_dropout: float = 0.1  # share of labels replaced by the null label (classifier-free guidance's p_uncond)
-    train_images: int = 0  # use the first N training images; 0: all of them
+    min_lr: float = field(default=2e-4, metadata=spec(0, 1))
+    ema_decay: float = field(default=0.999, metadata=spec(0, 1, below=True))  # DDPM's 0.9999 averages over ~10k steps, longer than a CPU run
+    grad_clip: float = field(default=1.0, metadata=spec(0, note="(0 turns clipping off)"))  # DDPM's
+    label_dropout: float = field(default=0.1, metadata=spec(0, 1, below=True))  # share of labels replaced by the null label (classifier-free guidance's p_uncond)
+    train_images: int = field(default=0, metadata=spec(0, MAX_TRAIN_IMAGES, note="(0 means all)"))  # use the first N training images; 0: all of them
     # evaluation, each epoch
-    val_images: int = 1000  # test images for the validation loss, each with a fixed t and noise
-    sample_count: int = 40  # digits in the grid reported each epoch (0-9 in turn)
+    val_images: int = field(default=1000, metadata=spec(1, 10_000))  # test images for the validation loss, each with a fixed t and noise
+    sample_count: int = field(default=40, metadata=spec(0, 100))  # digits in the grid reported each epoch (0-9 in turn)
     sample_steps: int = 50  # DDIM steps for that grid
-    sample_guidance: float = DEFAULT_GUIDANCE  # guidance for that grid (conditional models)
-    log_interval: int = 20  # steps between metric rows
+    sample_guidance: float = field(default=DEFAULT_GUIDANCE, metadata=spec(0, 20))  # guidance for that grid (conditional models)
+    log_interval: int = field(default=20, metadata=spec(1, MAX_STEPS, unit="steps"))  # steps between metric rows
     # system
-    seed: int = 0
+    seed: int = field(default=0, metadata=seed_spec())
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
 
     def unet_config(self) -> UNetConfig:
@@ -101,42 +104,28 @@ class DDPMConfig:
             if not ok:
                 raise ConfigError(message)
 
+        check_fields(self)
         self.unet_config().validate()
         self.schedule_config().validate()
-        require(1 <= self.epochs <= MAX_EPOCHS, f"epochs must be between 1 and {MAX_EPOCHS}, got {self.epochs}.")
-        require(1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}.")
-        require(0 < self.learning_rate <= 1, f"learning_rate must be above 0 and at most 1, got {self.learning_rate}.")
-        require(0 <= self.min_lr <= self.learning_rate, f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}.")
-        require(self.warmup_steps >= 0, f"warmup_steps cannot be negative, got {self.warmup_steps}.")
-        require(0 <= self.ema_decay < 1, f"ema_decay must be at least 0 and below 1, got {self.ema_decay}.")
-        require(self.grad_clip >= 0, f"grad_clip cannot be negative (0 turns clipping off), got {self.grad_clip}.")
-        require(0 <= self.label_dropout < 1, f"label_dropout must be at least 0 and below 1, got {self.label_dropout}.")
+        require(self.min_lr <= self.learning_rate, f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}.")
         require(
             not self.conditional or self.label_dropout > 0 or self.sample_guidance == 1.0,
             f"sample_guidance {self.sample_guidance} needs the null label, which label_dropout 0 never trains: raise label_dropout or use guidance 1.",
         )
-        require(self.train_images >= 0, f"train_images cannot be negative (0 means all), got {self.train_images}.")
-        require(1 <= self.val_images <= 10_000, f"val_images must be between 1 and 10,000, got {self.val_images}.")
-        require(0 <= self.sample_count <= 100, f"sample_count must be between 0 and 100, got {self.sample_count}.")
         require(
             1 <= self.sample_steps <= self.timesteps,
             f"sample_steps (DDIM steps for the grid) must be between 1 and timesteps ({self.timesteps}), got {self.sample_steps}.",
         )
-        require(0 <= self.sample_guidance <= 20, f"sample_guidance must be between 0 and 20, got {self.sample_guidance}.")
-        require(self.log_interval >= 1, f"log_interval must be at least 1 step, got {self.log_interval}.")
-        require(self.seed >= 0, f"seed must be 0 or more, got {self.seed}.")
         return self
 
     @classmethod
     def from_dict(cls, values: dict) -> "DDPMConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"Unknown DDPM training settings: {', '.join(sorted(unknown))}.")
-        values = dict(values)
-        if "channel_mults" in values:
-            values["channel_mults"] = tuple(values["channel_mults"])
-        return cls(**values)
+        return from_dict(cls, values, "DDPM training settings")
+
+    @classmethod
+    def from_form(cls, values: dict) -> "DDPMConfig":
+        """From a page's number inputs, which may hand back 64.0 for 64."""
+        return from_form(cls, values, "DDPM training settings")
 
 
 # The shipped checkpoint's recipe: the defaults above, on all 60,000 training digits: 4,685 steps,

@@ -16,31 +16,34 @@ This module never sees a beta: the schedule lives in schedule.py.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from engine.core.config import check_fields, spec
 from engine.core.errors import ConfigError
 
 MAX_WIDTH = 512
 MAX_DEPTH = 8
 MAX_MULT = 8
+MAX_HEADS = 64
+MAX_IMAGE_SIZE = 256
 
 
 @dataclass(frozen=True)
 class UNetConfig:
-    image_size: int = 28
-    channels: int = 1  # grayscale
-    width: int = 32  # channels at the top level; level i has width * channel_mults[i]
+    image_size: int = field(default=28, metadata=spec(4, MAX_IMAGE_SIZE, unit="pixels"))
+    channels: int = field(default=1, metadata=spec(1, 4))  # grayscale
+    width: int = field(default=32, metadata=spec(1, MAX_WIDTH))  # channels at the top level; level i has width * channel_mults[i]
     channel_mults: tuple[int, ...] = (1, 2, 2)  # one per level: 28, 14, 7 pixels for MNIST
-    depth: int = 1  # residual blocks per level going down (one more coming up)
+    depth: int = field(default=1, metadata=spec(1, MAX_DEPTH, label="depth (residual blocks per level)"))  # going down (one more coming up)
     attention: bool = True  # self-attention at the lowest resolution and in the middle
-    heads: int = 4
-    groups: int = 8  # GroupNorm's groups; every level's channels must divide by it
-    num_classes: int = 10  # 0: unconditional; else labels 0 .. num_classes-1, and num_classes is "no label"
-    dropout: float = 0.0
+    heads: int = field(default=4, metadata=spec(1, MAX_HEADS))
+    groups: int = field(default=8, metadata=spec(1, MAX_WIDTH, label="groups (GroupNorm)"))  # every level's channels must divide by it
+    num_classes: int = field(default=10, metadata=spec(0, 1000, note="(0: unconditional)"))  # else labels 0 .. num_classes-1, and num_classes is "no label"
+    dropout: float = field(default=0.0, metadata=spec(0, 1, below=True))
 
     @property
     def level_channels(self) -> list[int]:
@@ -63,15 +66,12 @@ class UNetConfig:
             if not ok:
                 raise ConfigError(message)
 
-        require(1 <= self.channels <= 4, f"channels must be between 1 and 4, got {self.channels}.")
-        require(1 <= self.width <= MAX_WIDTH, f"width must be between 1 and {MAX_WIDTH}, got {self.width}.")
-        require(1 <= self.depth <= MAX_DEPTH, f"depth (residual blocks per level) must be between 1 and {MAX_DEPTH}, got {self.depth}.")
+        check_fields(self)
         require(len(self.channel_mults) >= 1, "channel_mults needs at least one level.")
         require(
             all(isinstance(m, int) and 1 <= m <= MAX_MULT for m in self.channel_mults),
             f"Each channel multiplier must be a whole number between 1 and {MAX_MULT}, got {list(self.channel_mults)}.",
         )
-        require(self.groups >= 1, f"groups (GroupNorm) must be at least 1, got {self.groups}.")
         for level, channels in enumerate(self.level_channels):
             require(
                 channels % self.groups == 0,
@@ -84,14 +84,11 @@ class UNetConfig:
             f"image_size {self.image_size} halves {levels - 1} time(s) across {levels} levels, so it must be divisible by "
             f"{2 ** (levels - 1)}: use at most {max_levels(self.image_size)} levels.",
         )
-        require(self.heads >= 1, f"heads must be at least 1, got {self.heads}.")
         lowest = self.level_channels[-1]
         require(
             not self.attention or lowest % self.heads == 0,
             f"The lowest level's {lowest} channels must be divisible by the {self.heads} attention heads.",
         )
-        require(0 <= self.num_classes <= 1000, f"num_classes must be between 0 (unconditional) and 1000, got {self.num_classes}.")
-        require(0 <= self.dropout < 1, f"dropout must be at least 0 and below 1, got {self.dropout}.")
         return self
 
 

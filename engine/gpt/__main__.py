@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
 
-from engine.core.checkpoints import read_card
+from engine.core.checkpoints import card_path, read_card, weights_path
+from engine.core.cli import CommandParser, path_argument, run_command
 from engine.core.device import configure_threads, pick_device
-from engine.core.errors import CheckpointError, ConfigError, LabError
+from engine.core.errors import CheckpointError, ConfigError
+from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
-from engine.gpt.checkpoint import find_checkpoint, load_model
+from engine.gpt.checkpoint import checkpoint_in, find_checkpoint, load_model
 from engine.gpt.data import load_shakespeare, prepare_text, read_text_file
 from engine.gpt.runs import export_checkpoint
 from engine.gpt.sample import generate
@@ -44,11 +46,19 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
 def base_config(args: argparse.Namespace) -> TrainConfig:
     if args.resume is None:
         return PRESETS[args.preset or "cpu"]
-    card = read_card(find_checkpoint(args.resume))
+    card = read_card(readable_checkpoint(args.resume))
     try:
         return TrainConfig.from_dict(card["config"])
     except (KeyError, TypeError, ConfigError) as error:
         raise CheckpointError(f"The checkpoint at {args.resume} has no usable training settings ({error}).") from None
+
+
+def readable_checkpoint(path: Path) -> Path:
+    """The checkpoint a --checkpoint or --resume names, its two files checked to be regular files, so reading them ends."""
+    checkpoint = find_checkpoint(path)
+    check_readable(card_path(checkpoint))
+    check_readable(weights_path(checkpoint))
+    return checkpoint
 
 
 @contextmanager
@@ -70,12 +80,14 @@ def stop_on_ctrl_c(reporter: ConsoleReporter):
 def run_train(args: argparse.Namespace, command: str) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     config = replace(base_config(args), **overrides).validate()
+    out = args.out or (find_checkpoint(args.resume).parent if args.resume else Path("runs/gpt") / (args.preset or "cpu"))
+    check_writable(weights_path(checkpoint_in(out)))
+    check_writable(card_path(checkpoint_in(out)))
     if args.text_file:
         text, name = read_text_file(args.text_file), args.text_file.name
     else:
         text, name = load_shakespeare(args.data_dir), "tiny Shakespeare"
     data = prepare_text(text, name)
-    out = args.out or (find_checkpoint(args.resume).parent if args.resume else Path("runs/gpt") / (args.preset or "cpu"))
     reporter = ConsoleReporter("training", log_every=config.log_interval)
     with stop_on_ctrl_c(reporter):
         result = train(config, data, reporter, out=out, resume=args.resume, command=command)
@@ -96,7 +108,7 @@ def run_train(args: argparse.Namespace, command: str) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
-    model, tokenizer, _ = load_model(args.checkpoint, device)
+    model, tokenizer, _ = load_model(readable_checkpoint(args.checkpoint), device)
     characters = generate(
         model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed, device
     )
@@ -109,26 +121,29 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    weights = export_checkpoint(args.checkpoint, args.out)
+    target = find_checkpoint(args.out)
+    check_writable(weights_path(target))
+    check_writable(card_path(target))
+    weights = export_checkpoint(readable_checkpoint(args.checkpoint), args.out)
     print(f"saved {weights} ({weights.stat().st_size / 2**20:.1f} MB, no optimizer state) and {weights.with_suffix('.json')}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.gpt", description="nanoGPT's character-level GPT on tiny Shakespeare.")
+    parser = CommandParser(prog="python -m engine.gpt", description="nanoGPT's character-level GPT on tiny Shakespeare.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser("train", help="train, keeping the best checkpoint in a run folder")
     start = train_parser.add_mutually_exclusive_group()
     start.add_argument("--preset", choices=list(PRESETS), help="settings to start from (default cpu)")
-    start.add_argument("--resume", type=Path, help="a run folder or checkpoint to continue, with its settings")
-    train_parser.add_argument("--out", type=Path, help="run folder (default runs/gpt/PRESET, or the resumed run's)")
-    train_parser.add_argument("--data-dir", type=Path, help="a folder holding shakespeare/input.txt (else DLLAB_DATA_DIR, the cache, a download)")
-    train_parser.add_argument("--text-file", type=Path, help="train on this UTF-8 text file instead of tiny Shakespeare")
+    start.add_argument("--resume", type=path_argument, help="a run folder or checkpoint to continue, with its settings")
+    train_parser.add_argument("--out", type=path_argument, help="run folder (default runs/gpt/PRESET, or the resumed run's)")
+    train_parser.add_argument("--data-dir", type=path_argument, help="a folder holding shakespeare/input.txt (else DLLAB_DATA_DIR, the cache, a download)")
+    train_parser.add_argument("--text-file", type=path_argument, help="train on this UTF-8 text file instead of tiny Shakespeare")
     config_arguments(train_parser)
 
     sample_parser = commands.add_parser("sample", help="stream text from a checkpoint")
-    sample_parser.add_argument("--checkpoint", type=Path, required=True, help="a run folder or its model.safetensors")
+    sample_parser.add_argument("--checkpoint", type=path_argument, required=True, help="a run folder or its model.safetensors")
     sample_parser.add_argument("--prompt", default="", help="text to continue (default: a newline)")
     sample_parser.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate (default %(default)s)")
     sample_parser.add_argument("--temperature", type=float, default=0.8, help="below 1 is more conservative (default %(default)s)")
@@ -138,21 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     sample_parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
 
     export_parser = commands.add_parser("export", help="copy a checkpoint's weights without AdamW's state: for sampling, a third of the size")
-    export_parser.add_argument("--checkpoint", type=Path, required=True, help="a run folder or its model.safetensors")
-    export_parser.add_argument("--out", type=Path, required=True, help="a folder, or a path without suffix such as checkpoints/gpt_shakespeare")
+    export_parser.add_argument("--checkpoint", type=path_argument, required=True, help="a run folder or its model.safetensors")
+    export_parser.add_argument("--out", type=path_argument, required=True, help="a folder, or a path without suffix such as checkpoints/gpt_shakespeare")
     args = parser.parse_args(argv)
+    return run_command(lambda: run(args, argv))
 
-    try:
-        configure_threads()
-        if args.command == "sample":
-            return run_sample(args)
-        if args.command == "export":
-            return run_export(args)
-        command = "python -m engine.gpt " + shlex.join(argv if argv is not None else sys.argv[1:])
-        return run_train(args, command)
-    except LabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    configure_threads()
+    if args.command == "sample":
+        return run_sample(args)
+    if args.command == "export":
+        return run_export(args)
+    command = "python -m engine.gpt " + shlex.join(argv if argv is not None else sys.argv[1:])
+    return run_train(args, command)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import torch
 
 from engine.core.errors import ConfigError, DataError
 from engine.core.fetch import Progress, RemoteFile, resolve
+from engine.core.files import read_bounded
 
 SHAKESPEARE = RemoteFile(
     path="shakespeare/input.txt",
@@ -123,16 +124,9 @@ def decode_text(data: bytes, name: str = "The text") -> str:
 
 
 def read_text_file(path: str | Path) -> str:
-    """A text file from disk, checked like an upload; its size is checked before it is read."""
+    """A text file from disk, checked like an upload; never more than the limit is read, whatever the path names."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_TEXT_BYTES:
-            raise DataError(f"{path.name} is {size / 2**20:.1f} MB; the limit is {MAX_TEXT_BYTES // 2**20} MB.")
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"Cannot read {path}: {error.strerror}.") from None
-    return decode_text(data, path.name)
+    return decode_text(read_bounded(path, MAX_TEXT_BYTES), path.name)
 
 
 def load_shakespeare(folder: str | Path | None = None, progress: Progress | None = None) -> str:

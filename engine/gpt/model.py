@@ -18,12 +18,13 @@ No I/O, no training, no sampling here: train.py and sample.py own those.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from engine.core.config import check_fields, spec
 from engine.core.errors import ConfigError
 
 MAX_LAYERS = 48
@@ -131,29 +132,20 @@ class Block(nn.Module):
 
 @dataclass(frozen=True)
 class GPTConfig:
-    block_size: int = 256  # the longest context, in characters
-    vocab_size: int = 65  # tiny Shakespeare has 65 distinct characters
-    n_layer: int = 6
-    n_head: int = 6
-    n_embd: int = 384
-    dropout: float = 0.0
+    block_size: int = field(default=256, metadata=spec(1, MAX_BLOCK_SIZE, unit="characters"))  # the longest context, in characters
+    vocab_size: int = field(default=65, metadata=spec(2, MAX_VOCAB))  # tiny Shakespeare has 65 distinct characters
+    n_layer: int = field(default=6, metadata=spec(1, MAX_LAYERS))
+    n_head: int = field(default=6, metadata=spec(1, MAX_HEADS))
+    n_embd: int = field(default=384, metadata=spec(1, MAX_EMBD))
+    dropout: float = field(default=0.0, metadata=spec(0, 1, below=True, label="dropout is a probability and"))
     bias: bool = False  # biases in Linears and LayerNorms; nanoGPT's Shakespeare configs go without
 
     def validate(self) -> "GPTConfig":
-        def require(ok: bool, message: str):
-            if not ok:
-                raise ConfigError(message)
-
-        require(1 <= self.n_layer <= MAX_LAYERS, f"n_layer must be between 1 and {MAX_LAYERS}, got {self.n_layer}.")
-        require(1 <= self.n_head <= MAX_HEADS, f"n_head must be between 1 and {MAX_HEADS}, got {self.n_head}.")
-        require(1 <= self.n_embd <= MAX_EMBD, f"n_embd must be between 1 and {MAX_EMBD}, got {self.n_embd}.")
-        require(
-            self.n_embd % self.n_head == 0,
-            f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): each head gets n_embd / n_head dimensions.",
-        )
-        require(1 <= self.block_size <= MAX_BLOCK_SIZE, f"block_size must be between 1 and {MAX_BLOCK_SIZE} characters, got {self.block_size}.")
-        require(2 <= self.vocab_size <= MAX_VOCAB, f"vocab_size must be between 2 and {MAX_VOCAB:,}, got {self.vocab_size}.")
-        require(0.0 <= self.dropout < 1.0, f"dropout is a probability and must be at least 0 and below 1, got {self.dropout}.")
+        check_fields(self)
+        if self.n_embd % self.n_head != 0:
+            raise ConfigError(
+                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): each head gets n_embd / n_head dimensions."
+            )
         return self
 
 

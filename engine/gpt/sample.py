@@ -28,6 +28,7 @@ from typing import Iterator
 
 import torch
 
+from engine.core.config import SEED, check_value
 from engine.core.errors import ConfigError
 from engine.gpt.data import CharTokenizer
 from engine.gpt.decode import NumpyDecoder
@@ -36,7 +37,9 @@ from engine.gpt.model import GPT, KVCache
 MAX_NEW_TOKENS = 100_000
 
 
-def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float) -> None:
+def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float, seed: int | None = None) -> None:
+    if seed is not None:
+        check_value("seed", seed, int, SEED)
     if not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise ConfigError(f"max_new_tokens must be between 0 and {MAX_NEW_TOKENS:,}, got {max_new_tokens}.")
     if not (temperature > 0 and math.isfinite(temperature)):
@@ -140,7 +143,7 @@ def generate(
 
     Settings are checked now, not at the first character. The model is put in eval mode (no dropout).
     """
-    check_sampling(max_new_tokens, temperature, top_k, top_p)
+    check_sampling(max_new_tokens, temperature, top_k, top_p, seed)
     ids = prompt_ids(tokenizer, prompt)
     device = torch.device(device) if device is not None else model_device(model)
     generator = make_generator(seed, device)
@@ -171,7 +174,7 @@ def generate_full_recompute(
     device=None,
 ) -> str:
     """nanoGPT's GPT.generate: the whole (cropped) context through the model for every new character."""
-    check_sampling(max_new_tokens, temperature, top_k, top_p)
+    check_sampling(max_new_tokens, temperature, top_k, top_p, seed)
     ids = prompt_ids(tokenizer, prompt)
     device = torch.device(device) if device is not None else model_device(model)
     generator = make_generator(seed, device)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from engine.core.config import check_fields, from_dict, from_form, seed_spec, spec
 from engine.core.device import autocast_dtype, pick_device, seed_everything
 from engine.core.errors import ConfigError
 from engine.core.jobs import Reporter, StopDeadline
@@ -32,11 +33,13 @@ from engine.gpt.sample import generate
 MAX_ITERS = 1_000_000
 MAX_BATCH_SIZE = 4096
 MAX_ACCUMULATION = 1024
+MAX_EVAL_ITERS = 10_000
+MAX_WEIGHT_DECAY = 1.0  # AdamW scales each matrix by 1 - learning_rate * weight_decay a step: kept at or above 0
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # model (see model.GPTConfig); the vocabulary size comes from the data
+    # model (see model.GPTConfig, which checks these ranges); the vocabulary size comes from the data
     n_layer: int = 6
     n_head: int = 6
     n_embd: int = 384
@@ -44,26 +47,26 @@ class TrainConfig:
     dropout: float = 0.2
     bias: bool = False  # no biases in Linears and LayerNorms: a little better and faster
     # AdamW
-    batch_size: int = 64
-    gradient_accumulation_steps: int = 1  # micro-batches summed into one step
-    max_iters: int = 5000
-    learning_rate: float = 1e-3  # baby networks can afford a higher rate than GPT-2's 6e-4
-    weight_decay: float = 0.1  # on matrices only
-    beta1: float = 0.9
-    beta2: float = 0.99  # a bit above GPT-2's 0.95: few tokens per iteration
-    grad_clip: float = 1.0  # clip the gradient's global norm at this value; 0 turns clipping off
+    batch_size: int = field(default=64, metadata=spec(1, MAX_BATCH_SIZE))
+    gradient_accumulation_steps: int = field(default=1, metadata=spec(1, MAX_ACCUMULATION))  # micro-batches summed into one step
+    max_iters: int = field(default=5000, metadata=spec(1, MAX_ITERS))
+    learning_rate: float = field(default=1e-3, metadata=spec(0, 1, above=True))  # baby networks can afford a higher rate than GPT-2's 6e-4
+    weight_decay: float = field(default=0.1, metadata=spec(0, MAX_WEIGHT_DECAY))  # on matrices only
+    beta1: float = field(default=0.9, metadata=spec(0, 1, below=True))
+    beta2: float = field(default=0.99, metadata=spec(0, 1, below=True))  # a bit above GPT-2's 0.95: few tokens per iteration
+    grad_clip: float = field(default=1.0, metadata=spec(0, note="(0 turns clipping off)"))  # clip the gradient's global norm at this value
     # learning-rate schedule: linear warmup, then cosine decay to min_lr
     decay_lr: bool = True
-    warmup_iters: int = 100
-    lr_decay_iters: int = 5000  # usually max_iters
-    min_lr: float = 1e-4  # usually learning_rate / 10
+    warmup_iters: int = field(default=100, metadata=spec(0, MAX_ITERS))
+    lr_decay_iters: int = field(default=5000, metadata=spec(0, MAX_ITERS))  # usually max_iters
+    min_lr: float = field(default=1e-4, metadata=spec(0, 1))  # usually learning_rate / 10
     # evaluation and logging
-    eval_interval: int = 250  # iterations between evaluations (and checkpoints)
-    eval_iters: int = 200  # batches averaged per split at each evaluation
-    log_interval: int = 10  # iterations between metric rows
-    sample_chars: int = 200  # length of the text sample reported at each evaluation
+    eval_interval: int = field(default=250, metadata=spec(1, MAX_ITERS, unit="iterations"))  # iterations between evaluations (and checkpoints)
+    eval_iters: int = field(default=200, metadata=spec(1, MAX_EVAL_ITERS, unit="batches"))  # batches averaged per split at each evaluation
+    log_interval: int = field(default=10, metadata=spec(1, MAX_ITERS, unit="iterations"))  # iterations between metric rows
+    sample_chars: int = field(default=200, metadata=spec(0, 10_000))  # length of the text sample reported at each evaluation
     # system
-    seed: int = 1337
+    seed: int = field(default=1337, metadata=seed_spec())
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
     compile: bool = True  # torch.compile the model; used on CUDA only
 
@@ -83,42 +86,24 @@ class TrainConfig:
         return self.gradient_accumulation_steps * self.batch_size * self.block_size
 
     def validate(self) -> "TrainConfig":
-        def require(ok: bool, message: str):
-            if not ok:
-                raise ConfigError(message)
-
+        check_fields(self)
         self.model_config(vocab_size=2).validate()
-        require(1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}.")
-        require(
-            1 <= self.gradient_accumulation_steps <= MAX_ACCUMULATION,
-            f"gradient_accumulation_steps must be between 1 and {MAX_ACCUMULATION}, got {self.gradient_accumulation_steps}.",
-        )
-        require(1 <= self.max_iters <= MAX_ITERS, f"max_iters must be between 1 and {MAX_ITERS:,}, got {self.max_iters}.")
-        require(0 < self.learning_rate <= 1, f"learning_rate must be above 0 and at most 1, got {self.learning_rate}.")
-        require(0 <= self.min_lr <= self.learning_rate, f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}.")
-        require(self.weight_decay >= 0, f"weight_decay cannot be negative, got {self.weight_decay}.")
-        require(0 <= self.beta1 < 1, f"beta1 must be at least 0 and below 1, got {self.beta1}.")
-        require(0 <= self.beta2 < 1, f"beta2 must be at least 0 and below 1, got {self.beta2}.")
-        require(self.grad_clip >= 0, f"grad_clip cannot be negative (0 turns clipping off), got {self.grad_clip}.")
-        require(self.warmup_iters >= 0, f"warmup_iters cannot be negative, got {self.warmup_iters}.")
-        require(
-            not self.decay_lr or self.lr_decay_iters > self.warmup_iters,
-            f"lr_decay_iters ({self.lr_decay_iters}) must be larger than warmup_iters ({self.warmup_iters}): the cosine decay runs between them.",
-        )
-        require(self.eval_interval >= 1, f"eval_interval must be at least 1 iteration, got {self.eval_interval}.")
-        require(self.eval_iters >= 1, f"eval_iters must be at least 1 batch, got {self.eval_iters}.")
-        require(self.log_interval >= 1, f"log_interval must be at least 1 iteration, got {self.log_interval}.")
-        require(0 <= self.sample_chars <= 10_000, f"sample_chars must be between 0 and 10,000, got {self.sample_chars}.")
-        require(self.seed >= 0, f"seed must be 0 or more, got {self.seed}.")
+        if not self.min_lr <= self.learning_rate:
+            raise ConfigError(f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}.")
+        if self.decay_lr and not self.lr_decay_iters > self.warmup_iters:
+            raise ConfigError(
+                f"lr_decay_iters ({self.lr_decay_iters}) must be larger than warmup_iters ({self.warmup_iters}): the cosine decay runs between them."
+            )
         return self
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"Unknown GPT training settings: {', '.join(sorted(unknown))}.")
-        return cls(**values)
+        return from_dict(cls, values, "GPT training settings")
+
+    @classmethod
+    def from_form(cls, values: dict) -> "TrainConfig":
+        """From a page's number inputs, which may hand back 64.0 for 64."""
+        return from_form(cls, values, "GPT training settings")
 
 
 # nanoGPT's config/train_shakespeare_char.py, which the defaults above are.

@@ -93,16 +93,31 @@ def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
                     f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels. Scale it down first."
                 )
             image.load()
-            gray = image.convert("F") if image.mode in ("I", "I;16", "F") else image.convert("L")
-            return np.asarray(gray, dtype=np.float64)
     except DataError:
         raise
     except UnidentifiedImageError:
         raise DataError(f"{name} is not an image that can be read (PNG, JPEG, TIFF, BMP or GIF).") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{name} declares an enormous size (a decompression bomb); it was not opened.") from None
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise DataError(f"{name} is corrupt or truncated and cannot be decoded ({error}).") from None
+    return usable_gray(image, name)
+
+
+def usable_gray(image, name: str) -> np.ndarray:
+    """A decoded PIL image -> grayscale float64 (H, W); DataError for a colour mode, pixels or a picture that cannot be used."""
+    try:
+        # 16- and 32-bit and float images keep their range; everything else becomes 8-bit gray
+        gray = image.convert("F") if image.mode.startswith("I") or image.mode == "F" else image.convert("L")
+        pixels = np.asarray(gray, dtype=np.float64)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{name} is in a colour mode ({image.mode}) that cannot be turned into gray ({error}).") from None
+    if not np.isfinite(pixels).all():
+        raise DataError(f"{name} has pixels that are not numbers (NaN or infinity); it cannot be whitened.")
+    if pixels.size == 0 or pixels.max() == pixels.min():
+        shade = f" (every pixel is {pixels.flat[0]:g})" if pixels.size else ""
+        raise DataError(f"{name} is one flat shade{shade}: it has no edges or texture to learn from.")
+    return pixels
 
 
 def load_uploads(files: list[tuple[str, bytes]]) -> list[np.ndarray]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, DataError
 
 WHITENED_VARIANCE = 0.1  # sparsenet scales its whitened images to this mean variance
 
@@ -67,8 +67,14 @@ def normalize_patches(patches: np.ndarray) -> np.ndarray:
 
 
 def training_patches(images: list[np.ndarray], patch_size: int, num_patches: int, rng: np.random.Generator) -> np.ndarray:
-    """Whitened images -> sampled -> normalised: what the autoencoder trains on."""
-    return normalize_patches(sample_patches(images, patch_size, num_patches, rng))
+    """Whitened images -> sampled -> normalised: what the autoencoder trains on; DataError if there is nothing to learn."""
+    patches = sample_patches(images, patch_size, num_patches, rng)
+    if not np.isfinite(patches).all():
+        raise DataError("The images hold pixels that are not numbers (NaN or infinity), so their patches cannot be used.")
+    if np.ptp(patches - patches.mean(axis=0, keepdims=True)) == 0:
+        # normalising would make every patch the same 0.5 gray, and the filters would learn nothing
+        raise DataError(f"Every sampled {patch_size}x{patch_size} patch is one flat shade: the images have no edges or texture to learn from.")
+    return normalize_patches(patches)
 
 
 def as_images(patches: np.ndarray, patch_size: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import numpy as np
 from engine.core.checkpoints import (
     SHIPPED_DIR, card_metric, card_path, checkpoint_bytes, describe, load_checkpoint, save_checkpoint, settings_from_card, weights_path,
 )
+from engine.core.config import Range, check_fields, check_value, from_dict, from_form, seed_spec, spec
 from engine.core.device import seed_everything
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.jobs import Reporter
@@ -46,49 +47,42 @@ MAX_ITERATIONS = 2000
 MAX_PATCHES = 100_000
 MAX_HIDDEN = 400
 MAX_PATCH_SIZE = 32
+# beyond these one term of the cost swamps the others (UFLDL: beta 3, lambda 1e-4), and large enough ones overflow it
+MAX_BETA = 1000.0
+MAX_LAMBDA = 100.0
 SHIPPED_CHECKPOINT = SHIPPED_DIR / "sae_ufldl"  # UFLDL's defaults on Olshausen's images, made by the command in its card
+GRADCHECK_EPSILON = Range(0, 0.1, above=True)
 SAMPLE_PATCHES = 20  # kept with a result to show reconstructions without the training data
 
 
 @dataclass(frozen=True)
 class SAEConfig:
-    patch_size: int = 8  # 8x8 patches: 64 visible units
-    hidden_size: int = 25  # 25 hidden units, shown as a 5x5 grid of filters
-    num_patches: int = 10_000
-    rho: float = 0.01  # target mean activation of each hidden unit
-    beta: float = 3.0  # weight of the sparsity penalty
-    lam: float = 1e-4  # weight decay (UFLDL's lambda)
-    max_iter: int = 400  # L-BFGS iterations
-    seed: int = 0
-    source: str = "olshausen"
+    patch_size: int = field(default=8, metadata=spec(2, MAX_PATCH_SIZE, unit="pixels"))  # 8x8 patches: 64 visible units
+    hidden_size: int = field(default=25, metadata=spec(1, MAX_HIDDEN))  # 25 hidden units, shown as a 5x5 grid of filters
+    num_patches: int = field(default=10_000, metadata=spec(10, MAX_PATCHES))
+    rho: float = field(default=0.01, metadata=spec(0, 1, above=True, below=True, label="rho (a target mean activation)"))  # target mean activation of each hidden unit
+    beta: float = field(default=3.0, metadata=spec(0, MAX_BETA, label="beta (sparsity weight)"))  # weight of the sparsity penalty
+    lam: float = field(default=1e-4, metadata=spec(0, MAX_LAMBDA, label="lambda (weight decay)"))  # weight decay (UFLDL's lambda)
+    max_iter: int = field(default=400, metadata=spec(1, MAX_ITERATIONS))  # L-BFGS iterations
+    seed: int = field(default=0, metadata=seed_spec())
+    source: str = field(default="olshausen", metadata=spec(choices=tuple(SOURCES)))
 
     @property
     def visible_size(self) -> int:
         return self.patch_size**2
 
     def validate(self) -> "SAEConfig":
-        def require(ok: bool, message: str):
-            if not ok:
-                raise ConfigError(message)
-
-        require(1 <= self.hidden_size <= MAX_HIDDEN, f"hidden_size must be between 1 and {MAX_HIDDEN}, got {self.hidden_size}.")
-        require(2 <= self.patch_size <= MAX_PATCH_SIZE, f"patch_size must be between 2 and {MAX_PATCH_SIZE} pixels, got {self.patch_size}.")
-        require(10 <= self.num_patches <= MAX_PATCHES, f"num_patches must be between 10 and {MAX_PATCHES:,}, got {self.num_patches:,}.")
-        require(0 < self.rho < 1, f"rho is a target mean activation and must lie strictly between 0 and 1, got {self.rho}.")
-        require(self.beta >= 0, f"beta (sparsity weight) cannot be negative, got {self.beta}.")
-        require(self.lam >= 0, f"lambda (weight decay) cannot be negative, got {self.lam}.")
-        require(1 <= self.max_iter <= MAX_ITERATIONS, f"max_iter must be between 1 and {MAX_ITERATIONS}, got {self.max_iter}.")
-        require(self.seed >= 0, f"seed must be 0 or more, got {self.seed}.")
-        require(self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}, got {self.source!r}.")
+        check_fields(self)
         return self
 
     @classmethod
     def from_dict(cls, values: dict) -> "SAEConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"Unknown SAE settings: {', '.join(sorted(unknown))}.")
-        return cls(**values)
+        return from_dict(cls, values, "SAE settings")
+
+    @classmethod
+    def from_form(cls, values: dict) -> "SAEConfig":
+        """From the page's number inputs, which may hand back 25.0 for 25."""
+        return from_form(cls, values, "SAE settings")
 
 
 UFLDL = SAEConfig()  # the exercise's settings; reaches cost ~0.46 on Olshausen's images
@@ -224,6 +218,8 @@ def gradient_check(config: SAEConfig, patches: np.ndarray, examples: int = 100, 
     config.validate()
     if not 1 <= examples <= patches.shape[1]:
         raise ConfigError(f"The gradient check needs between 1 and {patches.shape[1]} examples, got {examples}.")
+    # 0 divides by zero; steps much above UFLDL's 1e-4 measure the curvature, not the gradient
+    check_value("epsilon (the finite-difference step)", epsilon, float, GRADCHECK_EPSILON)
     rng = np.random.default_rng(config.seed)
     return check_gradient(patches[:, :examples], config.hidden_size, config.lam, config.beta, config.rho, rng, epsilon)
 

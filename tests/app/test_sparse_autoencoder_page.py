@@ -105,3 +105,27 @@ def test_a_gradient_check_is_not_shown_for_other_settings(page):
     assert page.success
     page.number_input(key="sae_hidden").set_value(16).run()
     assert not page.success
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("sae_beta", 1e308, "beta (sparsity weight) must be between 0 and 1000, got 1e+308"),
+        ("sae_lam", 1e300, "lambda (weight decay) must be between 0 and 100, got 1e+300"),
+        # Streamlit's whole-number input keeps to JavaScript's safe integers, so 1e20 never reaches the page;
+        # the engine refuses it all the same (tests/engine/test_config_fuzz.py)
+        ("sae_seed", -1, "seed must be between 0 and 2**63-1, got -1"),
+    ],
+)
+def test_absurd_numbers_show_the_configs_message_and_disable_train(page, key, value, words):
+    page.radio(key="sae_source").set_value("builtin")
+    page.session_state[key] = value
+    page.run()
+    assert not page.exception
+    assert words in texts(page, "error")
+    assert page.button(key="sae_train").disabled
+
+
+def test_the_uploader_says_in_words_what_it_accepts(page):
+    page.radio(key="sae_source").set_value("upload").run()
+    assert "PNG, JPEG, TIFF, BMP, GIF or WebP, up to 20 MB each" in texts(page, "info")

@@ -17,6 +17,7 @@ def png(array, mode=None):
 def test_a_colour_image_becomes_grayscale():
     rgb = np.zeros((20, 30, 3), np.uint8)
     rgb[..., 1] = 200
+    rgb[:, :15, 1] = 180  # two shades: a flat picture is refused, having nothing to learn from
     image = decode_image(png(rgb), "green.png")
     assert image.shape == (20, 30) and image.dtype == np.float64 and 100 < image.mean() < 150
 
@@ -65,3 +66,8 @@ def test_olshausen_images_resolve_from_the_data_folder_with_checksums():
     images = load_olshausen()
     assert len(images) == len(OLSHAUSEN_FILES) == 10
     assert all(image.shape == (512, 512) for image in images)
+
+
+def test_a_flat_or_non_finite_image_is_refused_by_name():
+    with pytest.raises(DataError, match=r"grey.png is one flat shade \(every pixel is 128\)"):
+        decode_image(png(np.full((20, 20), 128, np.uint8)), "grey.png")

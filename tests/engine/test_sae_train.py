@@ -97,8 +97,8 @@ def test_the_shipped_checkpoint_loads_and_meets_the_reference():
         ({"hidden_size": 0}, "hidden_size must be between 1 and 400, got 0"),
         ({"rho": 1.5}, "rho .* strictly between 0 and 1, got 1.5"),
         ({"rho": 0.0}, "strictly between 0 and 1, got 0.0"),
-        ({"lam": -1e-4}, "lambda .* cannot be negative"),
-        ({"beta": -1.0}, "beta .* cannot be negative"),
+        ({"lam": -1e-4}, "lambda .* must be between 0 and 100, got -0.0001"),
+        ({"beta": -1.0}, "beta .* must be between 0 and 1000, got -1.0"),
         ({"max_iter": 5000}, "max_iter must be between 1 and 2000, got 5000"),
         ({"patch_size": 64}, "patch_size must be between 2 and 32"),
         ({"num_patches": 5}, "num_patches must be between 10 and 100,000"),
@@ -117,7 +117,7 @@ def test_a_patch_larger_than_an_uploaded_image_is_refused():
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("L", (6, 6), 128).save(buffer, format="PNG")
+    Image.fromarray(np.arange(36, dtype=np.uint8).reshape(6, 6)).save(buffer, format="PNG")
     with pytest.raises(ConfigError, match="smaller than the 8x8 patch"):
         prepare_data(SAEConfig(source="upload"), [("tiny.png", buffer.getvalue())])
 
