@@ -270,7 +270,7 @@ try:
     asked = replace(PRESETS[st.session_state.dif_preset], **values).validate()
     check_step_limit("ddpm", asked.epochs)
     config = asked
-except (ConfigError, TypeError, ValueError) as error:
+except (ConfigError, TypeError, ValueError, OverflowError) as error:
     show_error(error if isinstance(error, ConfigError) else f"A setting is not a number: {error}")
 if config is not None:
     images = min(config.train_images or 60_000, 60_000)

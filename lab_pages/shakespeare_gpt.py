@@ -182,7 +182,7 @@ address_notes("gpt")
 share_box("gpt")
 config = None
 try:
-    asked = TrainConfig(**{name: type(getattr(CPU, name))(st.session_state[f"gpt_{name}"]) for name in FIELDS}).validate()
+    asked = TrainConfig.from_form({name: st.session_state[f"gpt_{name}"] for name in FIELDS}).validate()
     check_step_limit("gpt", asked.max_iters)
     config = asked
 except ConfigError as error:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import itertools
-import os
 import signal
 import sys
 import threading

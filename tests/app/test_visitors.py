@@ -1,6 +1,5 @@
 """Many visitors on one server, as AppTest sessions: each owns their runs, a full server queues, a reload reattaches."""
 
-import secrets
 
 import pytest
 from streamlit.testing.v1 import AppTest

@@ -7,7 +7,6 @@ allocated, measured in a fresh process.
 """
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.core.checkpoints import (
-    MAX_CARD_BYTES, card_path, checkpoint_bytes, load_checkpoint, load_checkpoint_bytes, read_card, save_checkpoint, weights_path,
+    MAX_CARD_BYTES, card_path, checkpoint_bytes, load_checkpoint, load_checkpoint_bytes, read_card, save_checkpoint,
 )
 from engine.core.errors import CheckpointError, LabError
 from tests import torch_threads
