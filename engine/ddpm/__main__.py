@@ -147,7 +147,7 @@ def output_paths(paths: list[Path]) -> list[Path]:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    outs = output_paths(args.out)
+    outs = output_paths(args.out or [Path("samples.png")])
     if not 2 <= args.gif_frames <= MAX_GIF_FRAMES:
         raise ConfigError(f"--gif-frames must be between 2 and {MAX_GIF_FRAMES}, got {args.gif_frames}.")
     for path in outs:
@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sample_parser = commands.add_parser("sample", help="draw digits and write a grid, an array or the animation")
     sample_parser.add_argument("--checkpoint", type=path_argument, help="a run folder or checkpoint (default: the shipped one)")
-    sample_parser.add_argument("--out", type=path_argument, action="append", required=True, help="samples.png, samples.npy or denoise.gif; repeat for several")
+    sample_parser.add_argument("--out", type=path_argument, action="append",
+                               help="samples.png, samples.npy or denoise.gif; repeat --out for several (default: samples.png)")
     sample_parser.add_argument("--n", type=int, default=40, help="how many samples (default %(default)s)")
     sample_parser.add_argument("--sampler", choices=SAMPLERS, default="ddim", help="ddpm: all T steps; ddim: --steps steps (default %(default)s)")
     sample_parser.add_argument("--steps", type=int, help="DDIM's steps (default 50); DDPM always takes T")

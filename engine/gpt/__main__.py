@@ -25,7 +25,7 @@ from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
 from engine.gpt.checkpoint import checkpoint_in, find_checkpoint, load_model
 from engine.gpt.data import load_shakespeare, prepare_text, read_text_file
-from engine.gpt.runs import export_checkpoint
+from engine.gpt.runs import SHIPPED_CHECKPOINT, export_checkpoint, gpt_runs_dir
 from engine.gpt.sample import generate
 from engine.gpt.train import PRESETS, REFERENCE_VAL_LOSS, TrainConfig, train
 
@@ -80,7 +80,7 @@ def stop_on_ctrl_c(reporter: ConsoleReporter):
 def run_train(args: argparse.Namespace, command: str) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     config = replace(base_config(args), **overrides).validate()
-    out = args.out or (find_checkpoint(args.resume).parent if args.resume else Path("runs/gpt") / (args.preset or "cpu"))
+    out = args.out or (find_checkpoint(args.resume).parent if args.resume else gpt_runs_dir() / (args.preset or "cpu"))
     check_writable(weights_path(checkpoint_in(out)))
     check_writable(card_path(checkpoint_in(out)))
     if args.text_file:
@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     config_arguments(train_parser)
 
     sample_parser = commands.add_parser("sample", help="stream text from a checkpoint")
-    sample_parser.add_argument("--checkpoint", type=path_argument, required=True, help="a run folder or its model.safetensors")
+    sample_parser.add_argument("--checkpoint", type=path_argument, default=SHIPPED_CHECKPOINT,
+                               help="a run folder or its model.safetensors (default: the shipped model, %(default)s)")
     sample_parser.add_argument("--prompt", default="", help="text to continue (default: a newline)")
     sample_parser.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate (default %(default)s)")
     sample_parser.add_argument("--temperature", type=float, default=0.8, help="below 1 is more conservative (default %(default)s)")

@@ -162,3 +162,9 @@ def test_ctrl_c_stops_training_cleanly_and_keeps_the_checkpoint(tmp_path):
     assert stdout.startswith("stopped:")
     card = json.loads((tmp_path / "run" / "last.json").read_text())
     assert 0 < card["metrics"]["step"] < 500 * 8
+
+
+def test_sample_without_out_writes_samples_png_here(run_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", "--checkpoint", str(run_folder), "--n", "2", "--steps", "2"]) == 0
+    assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

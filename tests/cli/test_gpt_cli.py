@@ -86,3 +86,15 @@ def test_malformed_arguments_exit_2_with_usage(capsys, argv):
         main(argv)
     assert exit.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_sample_without_a_checkpoint_uses_the_shipped_model(tmp_path, monkeypatch, capsys, text_file):
+    import engine.gpt.__main__ as cli
+    from engine.gpt.runs import export_checkpoint
+
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--text-file", str(text_file), "--out", str(run), "--max-iters", "20", "--lr-decay-iters", "20"]) == 0
+    monkeypatch.setattr(cli, "SHIPPED_CHECKPOINT", export_checkpoint(run, tmp_path / "shipped" / "gpt_shakespeare").with_suffix(""))
+    capsys.readouterr()
+    assert main(["sample", "--max-new-tokens", "10", "--seed", "1"]) == 0  # no --checkpoint
+    assert len(capsys.readouterr().out) >= 10  # ten new characters (some may be newlines), from the shipped model
