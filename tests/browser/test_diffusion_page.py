@@ -86,7 +86,7 @@ def test_a_short_run_shows_its_loss_and_samples_live_and_stops(diffusion_page):
     if page.get_by_text("MNIST is not on this machine yet").count():
         pytest.skip("MNIST is not on this machine (set DLLAB_DATA_DIR): training needs it")
     expect(page.get_by_text("Time to train")).to_be_visible(timeout=TIMEOUT)  # measured before pressing Train
-    page.get_by_text("Tiny (seconds, for trying things)").click()
+    page.get_by_text("Tiny (a few hundred digits, for trying things)").click()
     expect(page.get_by_label("Width · width", exact=True)).to_have_value("8", timeout=TIMEOUT)
     epochs = page.get_by_label("Epochs · epochs", exact=True)
     epochs.fill("500")
