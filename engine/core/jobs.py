@@ -35,6 +35,9 @@ from engine.core import settings
 from engine.core.errors import LabError
 
 
+STOP_GRACE = 0.5  # seconds a loop may go on finishing its work after Stop (see StopDeadline)
+
+
 class Reporter(Protocol):
     stop_requested: bool
 
@@ -49,7 +52,7 @@ class SilentReporter:
     """Records everything and prints nothing. `stop_after` requests a stop after that many metric rows;
     `stop_grace` is how long the loop may then finish what it is doing (see StopDeadline)."""
 
-    def __init__(self, stop_after: int | None = None, stop_grace: float = 1.0):
+    def __init__(self, stop_after: int | None = None, stop_grace: float = STOP_GRACE):
         self.stop_grace = stop_grace
         self.metrics: list[dict[str, float]] = []
         self.snapshots: dict[str, Any] = {}
@@ -123,8 +126,9 @@ class ConsoleReporter:
 
 
 class StopDeadline:
-    """Once a stop is requested, a loop has `grace` seconds to finish what it is doing; after that, long work
-    in progress (an evaluation, a sample) is abandoned, so Stop takes effect within about a second.
+    """Once a stop is requested, a loop has `grace` seconds to finish what it is doing (the CPU recipe's last
+    evaluation fits); after that, long work in progress (an evaluation, a sample, a step of a big model) is
+    abandoned, so Stop takes effect within about a second (bench/stop_latency.py).
 
     Loops also name their phase through `phase(text)` (a "phase" snapshot: "estimating the loss: 12 of 40
     batches"), so a person watching sees what is happening instead of a counter that does not move.
@@ -134,14 +138,14 @@ class StopDeadline:
 
     def __init__(self, report: Reporter, grace: float | None = None):
         self.report = report
-        self.grace = grace if grace is not None else getattr(report, "stop_grace", 1.0)
+        self.grace = grace if grace is not None else getattr(report, "stop_grace", STOP_GRACE)
         self._since: float | None = None
 
     def passed(self) -> bool:
         if not self.report.stop_requested:
             return False
-        if self._since is None:
-            self._since = time.monotonic()
+        if self._since is None:  # from the press itself where the reporter knows it, else from now
+            self._since = getattr(self.report, "stop_requested_at", None) or time.monotonic()
         return time.monotonic() - self._since > self.grace
 
     def phase(self, text: str) -> None:
@@ -192,6 +196,11 @@ class JobReporter:
     @property
     def stop_requested(self) -> bool:
         return self._job._stop.is_set()
+
+    @property
+    def stop_requested_at(self) -> float | None:
+        """When Stop was pressed (time.monotonic), so a loop's grace counts from the press, not from when it looked."""
+        return self._job._stop_time
 
     def metric(self, step: int, **values: float) -> None:
         row = {"step": step, **{k: float(v) for k, v in values.items()}}
@@ -247,6 +256,7 @@ class Job:
         self._finished = 0.0
         self._watched = time.monotonic()
         self._stop_reason: str | None = None
+        self._stop_time: float | None = None
         self._on_end: Callable[[Job], None] | None = None
         self._thread = threading.Thread(target=self._work, name=self.id, daemon=True)
 
@@ -284,6 +294,8 @@ class Job:
         with self._lock:
             if self._stop_reason is None:
                 self._stop_reason = reason
+            if self._stop_time is None:
+                self._stop_time = time.monotonic()
             queued = self._state is JobState.QUEUED
         self._stop.set()
         if queued:

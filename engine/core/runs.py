@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from engine.core import settings
 from engine.core.checkpoints import write_atomically
 from engine.core.errors import DataError
-from engine.core.jobs import JobBoard, Reporter
+from engine.core.jobs import STOP_GRACE, JobBoard, Reporter
 
 RUN_FILE, HISTORY_FILE = "run.json", "history.jsonl"
 MAX_RUN_FILE_BYTES = 1 << 20  # run.json holds settings and a short sample: far below this
@@ -139,6 +139,14 @@ class RunRecorder:
     @property
     def stop_requested(self) -> bool:
         return self.inner.stop_requested
+
+    @property
+    def stop_requested_at(self) -> float | None:
+        return getattr(self.inner, "stop_requested_at", None)
+
+    @property
+    def stop_grace(self) -> float:
+        return getattr(self.inner, "stop_grace", STOP_GRACE)
 
     def metric(self, step: int, **values: float) -> None:
         with open(self.path, "a", encoding="utf-8") as file:

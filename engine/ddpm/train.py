@@ -340,6 +340,7 @@ def train(
     model.train()
     report.progress(step, total_steps)
     deadline = StopDeadline(report)
+    deadline.phase("training")
     while True:
         lr = get_lr(step, total_steps, config)
         for group in optimizer.param_groups:

@@ -168,6 +168,27 @@ def get_lr(it: int, config: TrainConfig) -> float:
     return config.min_lr + coeff * (config.learning_rate - config.min_lr)
 
 
+class StepAbandoned(Exception):
+    """A stop's deadline passed inside a forward or backward pass: the work in hand is dropped, not finished."""
+
+
+def abandon_on_deadline(model: GPT, deadline: StopDeadline) -> list:
+    """Hooks that let a stop cut into a single pass, whose length on a CPU can be seconds (the GPU recipe's
+    step: about ten): before each block's forward, and as each block's gradient arrives in the backward
+    pass, a passed deadline raises StepAbandoned. Returns the handles, to remove them when done."""
+
+    def check(*_):
+        if deadline.passed():
+            raise StepAbandoned
+
+    def before_block(module, args):
+        check()
+        if torch.is_grad_enabled() and args[0].requires_grad:
+            args[0].register_hook(lambda grad: check())
+
+    return [block.register_forward_pre_hook(before_block) for block in model.transformer.h]
+
+
 @torch.no_grad()
 def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast, batches: torch.Generator,
                   deadline: StopDeadline | None = None) -> dict[str, float] | None:
@@ -185,8 +206,12 @@ def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast, 
                 done = n + (config.eval_iters if split_name == "val" else 0)
                 deadline.phase(f"estimating the train and val loss: batch {done + 1:,} of {2 * config.eval_iters:,}")
             X, Y = get_batch(split, config.block_size, config.batch_size, batches, device)
-            with autocast:
-                _, loss = model(X, Y)
+            try:
+                with autocast:
+                    _, loss = model(X, Y)
+            except StepAbandoned:
+                model.train()
+                return None
             total += loss.item()
         losses[split_name] = total / config.eval_iters
     model.train()
@@ -219,11 +244,14 @@ def split_loss(model: GPT, split: torch.Tensor, batch_size: int = 64, device=Non
 def sample_text(model: GPT, data: CharData, config: TrainConfig, deadline: StopDeadline | None = None) -> str | None:
     """What the model writes from an empty prompt; None when a stop's deadline passed while it wrote."""
     characters = []
-    for character in generate(model, data.tokenizer, "", config.sample_chars, seed=config.seed):
-        if deadline is not None and deadline.passed():
-            characters = None
-            break
-        characters.append(character)
+    try:
+        for character in generate(model, data.tokenizer, "", config.sample_chars, seed=config.seed):
+            if deadline is not None and deadline.passed():
+                characters = None
+                break
+            characters.append(character)
+    except StepAbandoned:
+        characters = None
     model.train()
     return "".join(characters) if characters is not None else None
 
@@ -306,6 +334,7 @@ def train(
     model.train()
     report.progress(iter_num, config.max_iters)
     deadline = StopDeadline(report)
+    hooks = abandon_on_deadline(raw_model, deadline) if device.type == "cpu" else []  # a GPU's steps take milliseconds
     stream_before_batch = batches.get_state()
     X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)
     while True:
@@ -345,13 +374,17 @@ def train(
 
         # forward, backward, update
         t0 = time.perf_counter()
-        for _ in range(config.gradient_accumulation_steps):
-            with autocast:
-                _, loss = model(X, Y)
-                loss = loss / config.gradient_accumulation_steps  # the summed gradients are then the mean's
-            stream_before_batch = batches.get_state()
-            X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)  # while the GPU works
-            loss.backward()
+        try:
+            for _ in range(config.gradient_accumulation_steps):
+                with autocast:
+                    _, loss = model(X, Y)
+                    loss = loss / config.gradient_accumulation_steps  # the summed gradients are then the mean's
+                stream_before_batch = batches.get_state()
+                X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)  # while the GPU works
+                loss.backward()
+        except StepAbandoned:  # stopped inside a step: it is not taken, and the run keeps its best checkpoint
+            optimizer.zero_grad(set_to_none=True)
+            break
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
@@ -368,6 +401,8 @@ def train(
         iter_num += 1
         report.progress(iter_num, config.max_iters)
 
+    for hook in hooks:
+        hook.remove()
     if best_weights is not None:
         raw_model.load_state_dict(best_weights)
     raw_model.eval()
