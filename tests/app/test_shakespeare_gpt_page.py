@@ -5,7 +5,6 @@ temporary folder, so the page is tested the same way with or without the real on
 """
 
 import json
-import random
 
 import pytest
 
@@ -15,15 +14,7 @@ from engine.gpt.data import prepare_text
 from engine.gpt.runs import export_checkpoint, list_runs, read_history, train_run
 from engine.gpt.train import TINY
 from tests.app.conftest import wait_for_job
-
-
-def rhymes(characters: int = 1200, seed: int = 0) -> str:
-    lines = ["the cat sat on the mat.\n", "a dog ran to the log.\n", "we sing of the spring!\n"]
-    rng = random.Random(seed)
-    text = ""
-    while len(text) < characters:
-        text += rng.choice(lines)
-    return text[:characters]
+from tests.texts import rhymes
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/torch_threads.py

@@ -5,7 +5,6 @@ generate from) so the runs it makes do not land among a person's own, and with o
 two shared cores run the server, the browser and the training.
 """
 
-import random
 import re
 
 import pytest
@@ -17,17 +16,9 @@ from engine.gpt.runs import train_run
 from engine.gpt.train import TINY
 from tests.browser.conftest import screenshot, serve_lab
 from tests.torch_threads import one_torch_thread
+from tests.texts import rhymes
 
 TIMEOUT = 30_000
-
-
-def rhymes(characters: int = 1200, seed: int = 0) -> str:
-    lines = ["the cat sat on the mat.\n", "a dog ran to the log.\n", "we sing of the spring!\n"]
-    rng = random.Random(seed)
-    text = ""
-    while len(text) < characters:
-        text += rng.choice(lines)
-    return text[:characters]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """The GPT's command line: train and sample end to end in a subprocess; mistakes exit 2 with a message, never a traceback."""
 
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -8,17 +7,9 @@ from pathlib import Path
 import pytest
 
 from engine.gpt.__main__ import main
+from tests.texts import rhymes
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def rhymes(characters: int = 1200, seed: int = 0) -> str:
-    lines = ["the cat sat on the mat.\n", "a dog ran to the log.\n", "we sing of the spring!\n"]
-    rng = random.Random(seed)
-    text = ""
-    while len(text) < characters:
-        text += rng.choice(lines)
-    return text[:characters]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -1,7 +1,6 @@
 """Text for the GPT: the character tokenizer, checks on a person's text, the 90/10 split, batches."""
 
 import os
-import random
 
 import pytest
 import torch
@@ -15,17 +14,9 @@ from engine.gpt.data import (
     prepare_text,
     read_text_file,
 )
+from tests.texts import rhymes
 
 needs_data = pytest.mark.skipif(not os.environ.get("DLLAB_DATA_DIR"), reason="DLLAB_DATA_DIR is not set")
-
-
-def rhymes(characters: int = 1200, seed: int = 0) -> str:
-    lines = ["the cat sat on the mat.\n", "a dog ran to the log.\n", "we sing of the spring!\n"]
-    rng = random.Random(seed)
-    text = ""
-    while len(text) < characters:
-        text += rng.choice(lines)
-    return text[:characters]
 
 
 def test_tokenizer_is_the_sorted_characters_and_round_trips():

@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import random
 import shlex
 from dataclasses import replace
 
@@ -23,15 +22,7 @@ from engine.gpt.runs import (
 )
 from engine.gpt.train import CPU, GPU, PRESETS, TINY
 from tests import torch_threads
-
-
-def rhymes(characters: int = 1200, seed: int = 0) -> str:
-    lines = ["the cat sat on the mat.\n", "a dog ran to the log.\n", "we sing of the spring!\n"]
-    rng = random.Random(seed)
-    text = ""
-    while len(text) < characters:
-        text += rng.choice(lines)
-    return text[:characters]
+from tests.texts import rhymes
 
 
 @pytest.fixture(autouse=True)

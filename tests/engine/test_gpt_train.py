@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import random
 from dataclasses import replace
 
 import pytest
@@ -16,17 +15,9 @@ from engine.gpt.checkpoint import load_model, restore_training
 from engine.gpt.data import load_shakespeare, prepare_text
 from engine.gpt.model import GPT
 from engine.gpt.train import CPU, GPU, TINY, estimate_loss, get_lr, preset_of, split_loss, train
+from tests.texts import rhymes
 
 needs_data = pytest.mark.skipif(not os.environ.get("DLLAB_DATA_DIR"), reason="DLLAB_DATA_DIR is not set")
-
-
-def rhymes(characters: int = 1200, seed: int = 0) -> str:
-    lines = ["the cat sat on the mat.\n", "a dog ran to the log.\n", "we sing of the spring!\n"]
-    rng = random.Random(seed)
-    text = ""
-    while len(text) < characters:
-        text += rng.choice(lines)
-    return text[:characters]
 
 
 @pytest.fixture(scope="module")
