@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from engine.core.cache import BoundedCache
 from engine.core.checkpoints import card_path, changed_at, read_card
 from engine.core.errors import ConfigError, LabError
 from engine.core.fetch import find_local
@@ -20,8 +21,11 @@ from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, generate
 from engine.ddpm.schedule import SCHEDULES, NoiseSchedule, ScheduleConfig
 from engine.ddpm.runs import ddpm_runs_dir, list_runs, new_run_folder
 from engine.ddpm.train import PRESETS, DDPMConfig, preset_of, train
-from ui.diffusion import digit_bars, images_per_second, loss_curves, record, reverse_player, schedule_curves, training_seconds
+from engine.ddpm.estimate import images_per_second, training_seconds
+from engine.ddpm.recording import FIRST_SETTINGS, SHIPPED_RECORDING, load_recording, record
+from ui.diffusion import digit_bars, loss_curves, reverse_player, schedule_curves
 from ui.errors import show_error
+from ui.guidance import guidance_section
 from ui.images import show_grid
 from ui.job_panel import job_panel, job_running, start_job
 from ui.runs import duration
@@ -39,7 +43,7 @@ NUMBERS = {  # field -> (label, help); each label keeps the config's name, which
     "train_images": ("Training digits · train_images", "Use the first N of MNIST's 60,000 training digits; 0 means all."),
 }
 FIELDS = [*NUMBERS, "schedule", "conditional"]
-SHIPPED_SETTINGS = dict(sampler="ddim", steps=50, eta=1.0, seed=0, digit=None, guidance=3.0, n=16)
+SHIPPED_SETTINGS = {name: getattr(FIRST_SETTINGS, name) for name in ("sampler", "steps", "eta", "seed", "digit", "guidance", "n")}
 
 
 @st.cache_resource(show_spinner="Reading MNIST…")
@@ -57,12 +61,22 @@ def cached_classifier(path: str, modified: float):
     return load_classifier(path)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Denoising, one step at a time…")
-def cached_recording(path: str, modified: float, sampler: str, steps: int, eta: float, seed: int, digit, guidance: float, n: int):
-    model, schedule, _ = cached_model(path, modified)
-    recording = record(model, schedule, SampleSettings(sampler=sampler, n=n, steps=None if sampler == "ddpm" else steps, eta=eta,
-                                                       digit=digit, guidance=guidance, seed=seed))
-    return recording, denoising_gif(recording.frames), grid_png(recording.images, scale=3)
+@st.cache_resource
+def recordings() -> BoundedCache:  # one per server: a second visitor asking for the same digits gets them at once
+    return BoundedCache(8)
+
+
+def cached_recording(path: str, modified: float, sampler: str, steps: int, eta: float, seed: int, digit, guidance: float, n: int, _progress=None):
+    """Once per server for each model and settings; the shipped model's first digits come from the recording kept beside it."""
+    def draw():
+        model, schedule, card = cached_model(path, modified)
+        settings = SampleSettings(sampler=sampler, n=n, steps=None if sampler == "ddpm" else steps, eta=eta, digit=digit, guidance=guidance, seed=seed)
+        settings = settings.resolved(model.config, schedule.timesteps)
+        kept = load_recording(SHIPPED_RECORDING, card.get("weights_sha256")) if path == str(SHIPPED_CHECKPOINT) else None
+        recording = kept if kept is not None and kept.settings == settings else record(model, schedule, settings, progress=_progress)
+        return recording, denoising_gif(recording.frames), grid_png(recording.images, scale=3), kept is recording
+
+    return recordings().get((path, modified, sampler, steps, eta, seed, digit, guidance, n), draw)
 
 
 @st.cache_data(max_entries=16, show_spinner="Timing a few training steps on this device…")
@@ -186,13 +200,16 @@ if sources:
         if kept is not None and (kept[0] not in sources or changed_at(Path(kept[0])) != kept[1]):
             kept = None  # that model is gone or was retrained
         if clicked or (kept is None and source == str(SHIPPED_CHECKPOINT)):  # a first visit: the shipped model's digits, seed 0
-            recording, gif, png = cached_recording(*asked)
+            bar = st.empty()
+            recording, gif, png, from_file = cached_recording(*asked, _progress=lambda done, total: bar.progress(
+                done / total, f"Denoising, one step at a time: step {done:,} of {total:,}"))
+            bar.empty()
             st.session_state.dif_generated = kept = asked
     except LabError as error:
         show_error(error)  # the last digits that worked stay below
     try:
         if kept is not None and recording is None:
-            recording, gif, png = cached_recording(*kept)
+            recording, gif, png, from_file = cached_recording(*kept)
     except LabError as error:
         show_error(error)
 if recording is not None:
@@ -201,7 +218,8 @@ if recording is not None:
     guided = settings.guidance != 1.0
     batch = f"a batch of {2 * settings.n if guided else settings.n}" + (f" ({settings.n} digits with and without their label, for guidance)" if guided else "")
     note, gif_button, png_button = st.columns([3, 1, 1], vertical_alignment="center")
-    note.caption(f"{settings.n} samples in {recording.seconds:.2f} s: {recording.calls:,} network calls, each on {batch}; "
+    drawn = "drawn by `python -m engine.ddpm record` when this lab was built, with these settings: press Generate to draw them here" if from_file else ""
+    note.caption(f"{settings.n} samples in {recording.seconds:.2f} s{' (' + drawn + ')' if drawn else ''}: {recording.calls:,} network calls, each on {batch}; "
                  f"{settings.sampler.upper()}{f', η = {settings.eta:g}' if settings.sampler == 'ddim' else ''}, seed {settings.seed}, from {sources[st.session_state.dif_generated[0]]}. "
                  f"The player holds {len(recording.frames)} of the {settings.steps:,} steps, closer together at the end.")
     gif_button.download_button("GIF", gif, "denoising.gif", "image/gif", key="dif_download_gif", icon=":material/download:")
@@ -248,6 +266,9 @@ if classifier is not None and recording is not None:
         numbers.metric(f"Read as the {asked}", f"{score.matching_share:.0%}", help="At any confidence.")
     numbers.caption(f"Scored: {what}.")
     bars.plotly_chart(digit_bars(score.histogram, score.count), key="dif_digit_bars")
+if sources:
+    st.markdown("##### What guidance costs")
+    guidance_section(source, sources[source], lambda s=source: cached_model(s, changed_at(Path(s))), classifier, data)
 
 # (4) train your own
 st.subheader("4 · Train your own")

@@ -1,29 +1,23 @@
 """Figures for the diffusion lab: the schedule's alpha_bar and signal-to-noise curves, the reverse-diffusion
 player (one plotly figure with animation frames, so it plays in the browser without reruns), the loss curve,
-the classifier's spread over the ten digits; and the recording of a sampler's frames that the player shows."""
+the classifier's spread over the ten digits, the guidance sweep's trade-off."""
 
 from __future__ import annotations
 
 import base64
 import math
-import time
-from dataclasses import dataclass, replace
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from engine.core.grids import png_bytes
-from engine.core.jobs import SilentReporter
-from engine.ddpm.data import to_unit, toy_shapes
-from engine.ddpm.sample import Frame, SampleSettings, frames, frames_to_keep, grid_image, sample_labels
+from engine.ddpm.data import to_unit
+from engine.ddpm.quality import CLOSE_TO_REAL
+from engine.ddpm.recording import Recording
+from engine.ddpm.sample import Frame, grid_image
 from engine.ddpm.schedule import NoiseSchedule
-from engine.ddpm.train import DDPMConfig, steps_per_epoch, train
-from engine.ddpm.unet import UNet
 from ui.figures import COLORS
-
-MAX_FRAMES = 60  # frames the player holds: each is two small PNGs
-
 
 def _margins(figure: go.Figure, title: str, height: int) -> go.Figure:
     figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=40), showlegend=False, colorway=COLORS)
@@ -50,31 +44,6 @@ def schedule_curves(schedule: NoiseSchedule, t: int, height: int = 300) -> go.Fi
     figure.update_yaxes(title_text="ᾱ_t", range=[-0.02, 1.05], row=1, col=1)
     figure.update_yaxes(title_text="SNR", type="log", exponentformat="power", row=1, col=2)
     return _margins(figure, f"The {schedule.config.schedule} schedule, T = {schedule.timesteps:,}", height)
-
-
-@dataclass(frozen=True)
-class Recording:
-    """A sampler run kept for the player: about MAX_FRAMES of its frames, the final digits and what it cost."""
-
-    frames: list[Frame]  # the kept frames, in order; the last is the final one
-    images: np.ndarray  # (n, 28, 28) in [0, 1]: the samples
-    labels: np.ndarray | None  # the digit each was drawn as (a conditional model), else None
-    settings: SampleSettings  # resolved: steps and guidance filled in
-    seconds: float
-    calls: int  # network calls: one per step (a guided step is one call on a batch of twice the size)
-
-
-def record(model: UNet, schedule: NoiseSchedule, settings: SampleSettings, keep: int = MAX_FRAMES) -> Recording:
-    """Run the sampler to the end, keeping about `keep` frames (closer together near the end, where digits take shape)."""
-    settings = settings.resolved(model.config, schedule.timesteps)
-    kept_indices = set(frames_to_keep(settings.steps, keep))
-    kept, started = [], time.perf_counter()
-    for frame in frames(model, schedule, settings):
-        if frame.index in kept_indices:
-            kept.append(frame)
-    seconds = time.perf_counter() - started
-    labels = sample_labels(model.config, settings, settings.n)
-    return Recording(kept, to_unit(kept[-1].x), None if labels is None else labels.numpy(), settings, seconds, settings.steps)
 
 
 def _png_uri(image: np.ndarray) -> str:
@@ -121,23 +90,6 @@ def reverse_player(recording: Recording, columns: int | None = None, height: int
     return figure
 
 
-def images_per_second(config: DDPMConfig, steps: int = 4) -> float:
-    """Training images per second for `config`'s network and batch on this device, as the engine's loop reports it:
-    a few steps of the real loop on stand-in shapes (the speed does not depend on what the digits look like)."""
-    batch = min(config.batch_size, 512)
-    probe = replace(config, epochs=1, train_images=0, batch_size=batch, log_interval=1, val_images=1, sample_count=0, warmup_steps=0)
-    report = SilentReporter(stop_after=steps)
-    train(probe, toy_shapes(max(batch * (steps + 1), 20)), report)
-    speeds = [row["images_per_s"] for row in report.metrics if "images_per_s" in row][1:]  # the first step warms up
-    return float(np.median(speeds)) if speeds else float("nan")
-
-
-def training_seconds(config: DDPMConfig, images: int, images_per_s: float) -> float:
-    """The steps of a run at the measured speed, plus each epoch's evaluation and grid, counted roughly as 3% more."""
-    steps = config.epochs * steps_per_epoch(config, images)
-    return 1.03 * steps * min(config.batch_size, images) / images_per_s
-
-
 def _series(rows: list[dict], key: str) -> tuple[list, list]:
     kept = [row for row in rows if row.get(key) is not None and not (isinstance(row[key], float) and math.isnan(row[key]))]
     return [row["step"] for row in kept], [row[key] for row in kept]
@@ -165,3 +117,40 @@ def digit_bars(histogram: np.ndarray, total: int, height: int = 300) -> go.Figur
     figure.update_layout(title=f"Digits read with confidence > 0.9, of {total:,} samples", xaxis_title="digit the classifier reads",
                          yaxis_title="samples", yaxis_rangemode="tozero", yaxis_dtick=max(1, math.ceil(max(histogram.max(initial=0), 1) / 5)), xaxis_type="category", height=height, margin=dict(l=10, r=10, t=50, b=40), showlegend=False)
     return figure
+
+
+def guidance_tradeoff(rows: list, real_recognised: float | None = None, height: int = 360) -> go.Figure:
+    """Each way of sampling as a point: how varied (distance from real digits, as a multiple of real digits' own) against
+    how recognised. Up and left is good; guidance climbs up and moves right."""
+    figure = go.Figure()
+    figure.add_vrect(x0=0, x1=CLOSE_TO_REAL, fillcolor="rgba(42,157,92,0.08)", line_width=0,
+                     annotation_text="as varied as real digits (≤ 2×)", annotation_position="bottom right")
+    guided = sorted((row for row in rows if row.guidance is not None), key=lambda row: row.guidance)
+    figure.add_trace(go.Scatter(x=[row.distance_ratio for row in guided], y=[100 * row.recognised for row in guided], mode="lines+markers+text",
+                                text=[f"w = {row.guidance:g}" for row in guided], textposition="top center", name="guidance w",
+                                line=dict(color=COLORS[0]), marker=dict(size=9)))
+    free = [row for row in rows if row.guidance is None]
+    if free:
+        figure.add_trace(go.Scatter(x=[free[0].distance_ratio], y=[100 * free[0].recognised], mode="markers+text", text=["unconditional"],
+                                    textposition="bottom center", name="unconditional", marker=dict(size=11, symbol="diamond", color=COLORS[1])))
+    if real_recognised is not None:
+        figure.add_trace(go.Scatter(x=[1.0], y=[100 * real_recognised], mode="markers+text", text=["real digits"], textposition="bottom center",
+                                    name="real digits", marker=dict(size=11, symbol="star", color=COLORS[2])))
+    top = max([row.distance_ratio for row in rows] + [CLOSE_TO_REAL]) * 1.15
+    figure.update_layout(title="Guidance: more digits recognised, less variety", xaxis_title="distance from real digits (× real digits' own)",
+                         yaxis_title="recognised (%)", height=height, margin=dict(l=10, r=10, t=50, b=40), showlegend=False)
+    figure.update_xaxes(range=[0, top], rangemode="tozero")
+    figure.update_yaxes(range=[min([100 * row.recognised for row in rows] + [80]) - 5, 102])
+    return figure
+
+
+def sweep_table(rows: list) -> list[dict]:
+    """The sweep's rows as a table a page shows: one row per way of sampling."""
+    return [{
+        "sampling": row.label,
+        "recognised": f"{row.recognised:.1%}",
+        "read as the digit asked": "-" if row.as_asked is None else f"{row.as_asked:.1%}",
+        "rarest digit": f"{row.rarest_digit:.1%}",
+        "distance from real digits": f"{row.distance:.1f} ({row.distance_ratio:.2f}×)",
+        "samples": row.n,
+    } for row in rows]

@@ -104,6 +104,8 @@ def _status(view: JobView, unit: str) -> str:
         return f"**{_STATE_LABEL[view.state]}**" + (f" · it left the queue because {view.stop_reason}" if view.stop_reason else "")
     progress = f"{unit} {view.done:,} of {view.total:,}" if view.total else "starting"
     state = "Stopping" if view.stop_requested and not view.state.finished else _STATE_LABEL[view.state]
+    if view.state is JobState.RUNNING and isinstance(view.info.get("doing"), str):  # not every job trains: a sweep measures
+        state = view.info["doing"]
     if view.state is JobState.STOPPED and view.stop_reason:
         state = f"Stopped because {view.stop_reason} — the result so far is kept"
     phase = view.snapshots.get("phase")

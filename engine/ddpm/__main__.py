@@ -3,10 +3,13 @@
     python -m engine.ddpm train --preset cpu --out runs/ddpm/cpu
     python -m engine.ddpm train --preset tiny --toy                  # seconds, on toy shapes instead of MNIST
     python -m engine.ddpm train --resume runs/ddpm/cpu --epochs 15
+    python -m engine.ddpm train --init-from checkpoints/ddpm_mnist --label-dropout 0.5 --epochs 3 --out runs/ddpm/tuned
     python -m engine.ddpm sample --checkpoint runs/ddpm/cpu --out samples.png --n 40 --sampler ddim --steps 50
     python -m engine.ddpm sample --out denoise.gif --n 16 --digit 7 --guidance 3 --seed 1
     python -m engine.ddpm sample --out samples.npy --n 1000 --score --classifier runs/ddpm/classifier
+    python -m engine.ddpm sweep --checkpoint runs/ddpm/cpu --n 500 --guidance unconditional,1,2,3
     python -m engine.ddpm export --checkpoint runs/ddpm/cpu --out checkpoints/ddpm_mnist
+    python -m engine.ddpm record                       # the player's first digits, kept beside the shipped checkpoint
     python -m engine.ddpm classifier train --out runs/ddpm/classifier
     python -m engine.ddpm classifier score --samples samples.npy --classifier runs/ddpm/classifier
 """
@@ -27,9 +30,11 @@ from engine.core.device import configure_threads, pick_device
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
-from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, export_checkpoint, find_checkpoint, last_in, load_model
+from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, export_checkpoint, find_checkpoint, last_in, load_model, record_in_card
 from engine.ddpm.classifier import ClassifierConfig, load_classifier, read_samples, score_samples, train_classifier
 from engine.ddpm.data import load_mnist, to_unit, toy_shapes
+from engine.ddpm.quality import parse_guidances, reference, sweep, sweep_record
+from engine.ddpm.recording import FIRST_SETTINGS, SHIPPED_RECORDING, record, save_recording
 from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, frames, frames_to_keep, generate, grid_png, sample_labels
 from engine.ddpm.train import PRESETS, DDPMConfig, train
 
@@ -61,13 +66,15 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def base_config(args: argparse.Namespace) -> DDPMConfig:
-    if args.resume is None:
+    """A preset's settings, or those of the run to resume or of the weights to fine-tune (their model must match)."""
+    start = args.resume or (args.init_from if not args.preset else None)
+    if start is None:
         return PRESETS[args.preset or "cpu"]
-    card = read_card(readable_checkpoint(args.resume, prefer="last"))
+    card = read_card(readable_checkpoint(start, prefer="last" if args.resume else "best"))
     try:
         return DDPMConfig.from_dict(card["config"])
     except (KeyError, TypeError, ConfigError) as error:
-        raise CheckpointError(f"The checkpoint at {args.resume} has no usable training settings ({error}).") from None
+        raise CheckpointError(f"The checkpoint at {start} has no usable training settings ({error}).") from None
 
 
 def readable_checkpoint(path: Path | None, prefer: str = "best") -> Path:
@@ -117,14 +124,18 @@ class RunFolderReporter(ConsoleReporter):
 def run_train(args: argparse.Namespace, command: str) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(DDPMConfig) if getattr(args, f.name) is not None}
     config = replace(base_config(args), **overrides).validate()
-    preset = args.preset or (None if args.resume else "cpu")
-    out = args.out or (find_checkpoint(args.resume, prefer="last").parent if args.resume else runs_dir() / "ddpm" / preset)
+    preset = args.preset or (None if args.resume or args.init_from else "cpu")
+    if args.resume:
+        out = args.out or find_checkpoint(args.resume, prefer="last").parent
+    else:
+        out = args.out or runs_dir() / "ddpm" / (preset or "fine-tuned")
+    init_from = readable_checkpoint(args.init_from) if args.init_from else None
     for checkpoint in (last_in(out), best_in(out)):
         check_checkpoint_writable(checkpoint)
     data = training_data(args)
     reporter = RunFolderReporter(Path(out), config.log_interval)
     with reporter.ctrl_c_stops():
-        result = train(config, data, reporter, out=out, resume=args.resume, command=command)
+        result = train(config, data, reporter, out=out, resume=args.resume, command=command, init_from=init_from)
     reporter.close()
     state = "stopped" if result.stopped else "done"
     print(
@@ -204,6 +215,55 @@ def run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def guidance_list(text: str) -> list[float | None]:
+    try:
+        return parse_guidances(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def run_sweep(args: argparse.Namespace, command: str) -> int:
+    if not 10 <= args.n <= 10_000:
+        raise ConfigError(f"--n must be between 10 and 10,000 samples per guidance value, got {args.n}.")
+    checkpoint = readable_checkpoint(args.checkpoint)
+    if args.record:
+        check_checkpoint_writable(checkpoint)
+    classifier, _ = load_classifier(args.classifier)
+    device = pick_device(args.device)
+    model, schedule, _ = load_model(checkpoint, device)
+    steps = SampleSettings(steps=args.steps).resolved(model.config, schedule.timesteps).steps
+    ref = reference(classifier, load_mnist(args.data_dir), args.n, seed=args.seed)
+    print(f"{ref.n} real training digits: {ref.real_recognised:.1%} recognised, distance {ref.real_distance:.1f} from the test digits")
+    reporter = ConsoleReporter("sweep")
+    with reporter.ctrl_c_stops():
+        rows = sweep(model, schedule, classifier, ref, args.guidance, args.n, steps, args.seed,
+                     progress=reporter.progress, should_stop=lambda: reporter.stop_requested)
+    reporter.close()
+    print(f"{'sampling':<16} {'recognised':>10} {'as asked':>9} {'rarest digit':>13} {'distance':>9} {'x real':>7} {'seconds':>8}")
+    for row in rows:
+        asked = f"{row.as_asked:.1%}" if row.as_asked is not None else "-"
+        print(f"{row.label:<16} {row.recognised:>10.1%} {asked:>9} {row.rarest_digit:>13.1%} {row.distance:>9.1f} {row.distance_ratio:>7.2f} {row.seconds:>8.1f}")
+    if args.record and len(rows) == len(args.guidance):
+        record_in_card(checkpoint, "guidance_sweep", sweep_record(rows, ref, command, steps, args.seed))
+        print(f"recorded in {card_path(checkpoint)}")
+    elif args.record:
+        print("stopped before the sweep finished: nothing recorded")
+    return 0
+
+
+def run_record(args: argparse.Namespace, command: str) -> int:
+    checkpoint = readable_checkpoint(args.checkpoint)
+    check_checkpoint_writable(args.out)
+    model, schedule, card = load_model(checkpoint)
+    reporter = ConsoleReporter("recording")
+    recording = record(model, schedule, FIRST_SETTINGS, progress=reporter.progress)
+    reporter.close()
+    weights = save_recording(args.out, recording, card["weights_sha256"], command)
+    print(f"saved {weights} ({weights.stat().st_size / 2**20:.1f} MB, {len(recording.frames)} frames of {recording.settings.n} digits) "
+          f"and {weights.with_suffix('.json')}: the page plays it for {weights_path(checkpoint).name}")
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     check_checkpoint_writable(best_in(args.out) if args.out.is_dir() else find_checkpoint(args.out))
     weights = export_checkpoint(readable_checkpoint(args.checkpoint), args.out)
@@ -238,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     start = train_parser.add_mutually_exclusive_group()
     start.add_argument("--preset", choices=list(PRESETS), help="settings to start from (default cpu)")
     start.add_argument("--resume", type=path_argument, help="a run folder or checkpoint to continue, with its settings")
+    train_parser.add_argument("--init-from", type=path_argument, metavar="CHECKPOINT",
+                              help="fine-tune: a new run that starts from these weights (a run folder or checkpoint, such as checkpoints/ddpm_mnist) "
+                              "with a fresh optimizer, and their settings unless --preset is given")
     train_parser.add_argument("--out", type=path_argument, help="run folder (default runs/ddpm/PRESET, or the resumed run's)")
     train_parser.add_argument("--data-dir", type=path_argument, help="a folder holding mnist/MNIST/raw/ (else DLLAB_DATA_DIR, the cache, a download)")
     train_parser.add_argument("--toy", type=int, nargs="?", const=2000, metavar="N", help="train on N toy shapes instead of MNIST (default 2000)")
@@ -259,6 +322,22 @@ def main(argv: list[str] | None = None) -> int:
     sample_parser.add_argument("--gif-frames", type=int, default=60, help="frames in the animation (default %(default)s)")
     sample_parser.add_argument("--score", action="store_true", help="score the samples with the MNIST classifier")
     sample_parser.add_argument("--classifier", type=path_argument, help="the classifier to score with (default: the shipped one); implies --score")
+
+    sweep_parser = commands.add_parser("sweep", help="recognised and distance from real digits, for each guidance value")
+    sweep_parser.add_argument("--checkpoint", type=path_argument, help="a run folder or checkpoint (default: the shipped one)")
+    sweep_parser.add_argument("--guidance", type=guidance_list, default=parse_guidances("unconditional,1,1.5,2,3"),
+                              help="comma-separated guidance values; 'unconditional' draws with the null label (default unconditional,1,1.5,2,3)")
+    sweep_parser.add_argument("--n", type=int, default=500, help="samples per guidance value (default %(default)s)")
+    sweep_parser.add_argument("--steps", type=int, help="DDIM's steps (default 50)")
+    sweep_parser.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
+    sweep_parser.add_argument("--record", action="store_true", help="keep the sweep in the checkpoint's card, where the page shows it")
+    sweep_parser.add_argument("--classifier", type=path_argument, help="the classifier that reads the digits (default: the shipped one)")
+    sweep_parser.add_argument("--data-dir", type=path_argument, help="a folder holding mnist/MNIST/raw/ (for the real digits)")
+    sweep_parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
+
+    record_parser = commands.add_parser("record", help="draw the digits the page's player shows first, and keep them beside the checkpoint")
+    record_parser.add_argument("--checkpoint", type=path_argument, help="(default: the shipped one)")
+    record_parser.add_argument("--out", type=path_argument, default=SHIPPED_RECORDING, help="path without suffix (default %(default)s)")
 
     export_parser = commands.add_parser("export", help="copy a run's best EMA weights, without the training state: what the project ships")
     export_parser.add_argument("--checkpoint", type=path_argument, required=True, help="a run folder or checkpoint")
@@ -285,6 +364,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     command = "python -m engine.ddpm " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.command == "sample":
         return run_sample(args)
+    if args.command == "record":
+        return run_record(args, command)
+    if args.command == "sweep":
+        return run_sweep(args, command)
     if args.command == "export":
         return run_export(args)
     if args.command == "classifier":

@@ -126,6 +126,7 @@ class TrainingState:
     step: int
     best_val_loss: float
     seconds: float
+    started_from: dict | None = None  # the weights a fine-tuned run started from, so its resumed card still says so
 
 
 def restore_training(path: str | Path, model: UNet, ema: UNet, optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> TrainingState:
@@ -144,9 +145,36 @@ def restore_training(path: str | Path, model: UNet, ema: UNet, optimizer: torch.
     load_parameters(ema, arrays, "ema", weights_path(path))
     load_adam_moments(optimizer, model, arrays, card.get("optimizer_step"), weights_path(path))
     where = card_path(path)
+    lineage = card.get("started_from")
     return TrainingState(
-        card_metric(card, "step", int, where), card_metric(card, "best_val_loss", float, where), card_metric(card, "seconds", float, where, default=0.0)
+        card_metric(card, "step", int, where),
+        card_metric(card, "best_val_loss", float, where),
+        card_metric(card, "seconds", float, where, default=0.0),
+        lineage if isinstance(lineage, dict) else None,
     )
+
+
+def start_from_weights(path: str | Path, model: UNet, ema: UNet, schedule: ScheduleConfig) -> dict:
+    """Fine-tuning: a checkpoint's EMA weights (what it samples with) become both the weights to train and their EMA.
+
+    Adam starts afresh and the step count at 0, so any checkpoint will do, an exported one too. Returns
+    what the new run's card says it started from.
+    """
+    path = find_checkpoint(path, prefer="best")
+    arrays, card = load_checkpoint(path, KIND, check=lambda card, shapes: check_model_fits(card, shapes, path))
+    unet_config, schedule_config = model_parts(card, path)
+    if unet_config != model.config or schedule_config != schedule:
+        raise CheckpointError(
+            f"{weights_path(path)} was trained with {settings_difference(unet_config, schedule_config, model.config, schedule)}: "
+            f"fine-tuning keeps the model and schedule of the weights it starts from. Drop those settings."
+        )
+    load_parameters(model, arrays, "ema", weights_path(path))
+    load_parameters(ema, arrays, "ema", weights_path(path))
+    source = {"checkpoint": str(weights_path(path)), "command": card.get("command")}
+    metrics = card.get("metrics")
+    if isinstance(metrics, dict):
+        source["metrics"] = {key: value for key, value in metrics.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    return source
 
 
 def settings_difference(saved_unet: UNetConfig, saved_schedule: ScheduleConfig, unet: UNetConfig, schedule: ScheduleConfig) -> str:
@@ -156,6 +184,15 @@ def settings_difference(saved_unet: UNetConfig, saved_schedule: ScheduleConfig, 
     was = ", ".join(f"{name} {value}" for name, value, _ in differing)
     now = ", ".join(f"{name} {value}" for name, _, value in differing)
     return f"{was}, but this run asks for {now}"
+
+
+def record_in_card(path: str | Path, key: str, value: dict) -> Path:
+    """Rewrite a checkpoint with `value` under `key` in its card (such as a measured guidance sweep); the weights stay as
+    they are, and the pair is replaced atomically like any save."""
+    path = find_checkpoint(path, prefer="best")
+    arrays, card = load_checkpoint(path, KIND, check=lambda card, shapes: check_model_fits(card, shapes, path))
+    kept = {name: item for name, item in card.items() if name not in ("format_version", "kind", "tensors", "weights_sha256")}
+    return save_checkpoint(path, KIND, arrays, {**kept, key: value})
 
 
 def export_checkpoint(source: str | Path, out: str | Path) -> Path:

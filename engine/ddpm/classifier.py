@@ -71,11 +71,15 @@ class DigitClassifier(nn.Module):
         self.fc2 = nn.Linear(128, CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(self.features(x)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 128): the last hidden layer, where digits of one kind sit together; what the diversity figure compares."""
         x = (x - 0.1307) / 0.3081  # MNIST's mean and standard deviation, as in PyTorch's example
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (B, 32, 14, 14)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # (B, 64, 7, 7)
         x = self.dropout(x.flatten(1))  # (B, 3136)
-        return self.fc2(self.dropout(F.relu(self.fc1(x))))
+        return F.relu(self.fc1(x))
 
 
 def unit_batch(images: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@
     python -m engine.ddpm train --preset quick                  # ~9 min on one CPU thread: recognisable digits
     python -m engine.ddpm train --preset tiny --toy             # seconds, on toy shapes; what the tests use
     python -m engine.ddpm train --resume runs/ddpm/cpu --epochs 8
+    python -m engine.ddpm train --init-from checkpoints/ddpm_mnist --epochs 3   # fine-tune: new run, its weights to start
 
 The objective is DDPM's L_simple (eq. 14): draw t uniformly, noise x_0 to x_t = sqrt(alpha_bar_t) x_0 +
 sqrt(1 - alpha_bar_t) eps, and regress the U-Net's output on eps with a mean squared error. Adam, with a
@@ -35,7 +36,7 @@ from engine.core.config import check_fields, from_dict, from_form, seed_spec, sp
 from engine.core.device import autocast_dtype, pick_device, seed_everything
 from engine.core.errors import ConfigError, DataError
 from engine.core.jobs import Reporter, StopDeadline
-from engine.ddpm.checkpoint import best_in, last_in, restore_training, save_training
+from engine.ddpm.checkpoint import best_in, last_in, restore_training, save_training, start_from_weights
 from engine.ddpm.data import CLASSES, DigitData, batch_images
 from engine.ddpm.sample import DEFAULT_GUIDANCE, SampleSettings, generate
 from engine.ddpm.schedule import NoiseSchedule, ScheduleConfig
@@ -265,9 +266,11 @@ def sample_grid(ema: UNet, schedule: NoiseSchedule, config: DDPMConfig, device, 
     return images
 
 
-def card_for(config: DDPMConfig, data: DigitData, images: int, metrics: dict, command: str) -> dict:
+def card_for(config: DDPMConfig, data: DigitData, images: int, metrics: dict, command: str, started_from: dict | None = None) -> dict:
     """What a checkpoint's card says about its training; checkpoint.py adds the model's part."""
+    lineage = {"started_from": started_from} if started_from else {}
     return {
+        **lineage,
         "config": asdict(config),
         "preset": preset_of(config),
         "metrics": metrics,
@@ -300,9 +303,13 @@ def train(
     out: str | Path | None = None,
     resume: str | Path | None = None,
     command: str = "",
+    init_from: str | Path | None = None,
 ) -> DDPMResult:
-    """Train a DDPM on `data`'s training images. Checkpoints go to the folder `out` (when given); `resume` continues a run."""
+    """Train a DDPM on `data`'s training images. Checkpoints go to the folder `out` (when given); `resume` continues a
+    run; `init_from` starts a new run (fresh Adam, step 0) from a checkpoint's weights: fine-tuning."""
     config.validate()
+    if resume is not None and init_from is not None:
+        raise ConfigError("A run either resumes (with its optimizer and step) or starts from other weights, not both.")
     images, labels = training_images(config, data)
     device = pick_device(None if config.device == "auto" else config.device)
     seed_everything(config.seed)
@@ -314,9 +321,11 @@ def train(
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     step, best_val_loss, seconds_before = 0, math.inf, 0.0
+    started_from = start_from_weights(init_from, model, ema, config.schedule_config()) if init_from is not None else None
     if resume is not None:
         state = restore_training(resume, model, ema, optimizer, config.schedule_config())
         step, best_val_loss, seconds_before = state.step, state.best_val_loss, state.seconds
+        started_from = state.started_from
     validation = Validation(config, data, schedule)
     per_epoch = steps_per_epoch(config, len(images))
     batch_size = min(config.batch_size, len(images))
@@ -369,7 +378,7 @@ def train(
                     "best_val_loss": best_val_loss,
                     "seconds": round(seconds_before + time.perf_counter() - started, 2),
                 }
-                card = card_for(config, data, len(images), metrics, command)
+                card = card_for(config, data, len(images), metrics, command, started_from)
                 deadline.phase("saving the checkpoint")
                 saved_last = save_training(last_path, model, ema, optimizer, config.schedule_config(), card)
                 if improved:

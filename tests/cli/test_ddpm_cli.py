@@ -168,3 +168,48 @@ def test_sample_without_out_writes_samples_png_here(run_folder, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     assert main(["sample", "--checkpoint", str(run_folder), "--n", "2", "--steps", "2"]) == 0
     assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_init_from_fine_tunes_a_new_run_from_a_checkpoints_weights(run_folder, tmp_path):
+    out = tmp_path / "tuned"
+    tuned = run_cli("train", "--init-from", str(run_folder), "--toy", "256", "--epochs", "1", "--label-dropout", "0.5", "--out", str(out))
+    assert tuned.returncode == 0, tuned.stderr
+    assert "after 8 steps, 1.00 epochs" in tuned.stdout  # a new run: its own steps, from 0
+    card = json.loads((out / "last.json").read_text())
+    assert card["config"]["label_dropout"] == 0.5 and card["config"]["width"] == 8  # the source's settings, with the override
+    assert card["started_from"]["command"].endswith(f"--out {run_folder}")
+    mismatch = run_cli("train", "--init-from", str(run_folder), "--preset", "cpu", "--toy", "256", "--out", str(tmp_path / "x"))
+    assert mismatch.returncode == 2 and "fine-tuning keeps the model" in mismatch.stderr and "Traceback" not in mismatch.stderr
+
+
+def test_record_keeps_the_players_first_digits_beside_a_checkpoint(run_folder, tmp_path):
+    made = run_cli("record", "--checkpoint", str(run_folder), "--out", str(tmp_path / "player"))
+    assert made.returncode == 0, made.stderr
+    assert "frames of 16 digits" in made.stdout
+    card = json.loads((tmp_path / "player.json").read_text())
+    best = json.loads((run_folder / "best.json").read_text())
+    assert card["drawn_from_sha256"] == best["weights_sha256"] and card["command"].startswith("python -m engine.ddpm record")
+
+
+@pytest.mark.data
+def test_sweep_prints_each_guidance_and_records_it_in_the_card(run_folder, tmp_path):
+    swept = run_cli("sweep", "--checkpoint", str(run_folder), "--n", "20", "--steps", "3", "--guidance", "unconditional,2", "--record")
+    assert swept.returncode == 0, swept.stderr
+    assert "real training digits" in swept.stdout and "unconditional" in swept.stdout and "guidance 2" in swept.stdout
+    recorded = json.loads((run_folder / "best.json").read_text())["guidance_sweep"]
+    assert [row["guidance"] for row in recorded["rows"]] == [None, 2.0] and recorded["sampler"] == "ddim, 3 steps"
+    assert recorded["command"].startswith("python -m engine.ddpm sweep")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["sweep", "--n", "5"], "--n must be between 10"),
+    (["sweep", "--guidance", "1,two"], "'two'"),
+    (["record", "--checkpoint", "/nonexistent/run"], "No checkpoint card"),
+])
+def test_sweep_and_record_mistakes_exit_2_with_one_line(args, words, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exit:  # argparse's own checks leave through SystemExit
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and err.count("\n") == 1
