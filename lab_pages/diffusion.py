@@ -277,11 +277,11 @@ st.radio("Start from", list(PRESET_LABELS), format_func=PRESET_LABELS.get, horiz
 columns = st.columns(4) + st.columns(4)
 for column, (name, (label, help_text)) in zip(columns, NUMBERS.items()):
     if name == "learning_rate":
-        column.number_input(label, step=1e-4, format="%.4g", help=help_text, **bound(f"dif_{name}"))
+        column.number_input(label, step=1e-4, format="%.4g", help=help_text, **bound(f"dif_{name}", (DDPMConfig, name)))
     else:
-        column.number_input(label, step=1, help=help_text, **bound(f"dif_{name}"))
-columns[6].selectbox("Schedule · schedule", SCHEDULES, help="linear: DDPM's betas; cosine: Improved DDPM's.", **bound("dif_schedule"))
-columns[7].checkbox("Conditional · conditional", help="Also learn which digit is which, so you can ask for one and use guidance.", **bound("dif_conditional"))
+        column.number_input(label, step=1, help=help_text, **bound(f"dif_{name}", (DDPMConfig, name)))
+columns[6].selectbox("Schedule · schedule", SCHEDULES, help="linear: DDPM's betas; cosine: Improved DDPM's.", **bound("dif_schedule", (DDPMConfig, "schedule")))
+columns[7].checkbox("Conditional · conditional", help="Also learn which digit is which, so you can ask for one and use guidance.", **bound("dif_conditional", (DDPMConfig, "conditional")))
 address_notes("dif")
 share_box("dif")
 config = None

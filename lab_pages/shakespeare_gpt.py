@@ -74,11 +74,11 @@ def apply_preset():
 def setting(column, name: str):
     value, (label, help_text) = getattr(CPU, name), LABELS.get(name, (name, None))
     if isinstance(value, bool):
-        column.checkbox(label, help=help_text, **bound(f"gpt_{name}"))
+        column.checkbox(label, help=help_text, **bound(f"gpt_{name}", (TrainConfig, name)))
     elif isinstance(value, int):
-        column.number_input(label, step=1, help=help_text, **bound(f"gpt_{name}"))
+        column.number_input(label, step=1, help=help_text, **bound(f"gpt_{name}", (TrainConfig, name)))
     else:
-        column.number_input(label, step=1e-4 if name.endswith(("lr", "rate")) else 0.01, format="%.4g", help=help_text, **bound(f"gpt_{name}"))
+        column.number_input(label, step=1e-4 if name.endswith(("lr", "rate")) else 0.01, format="%.4g", help=help_text, **bound(f"gpt_{name}", (TrainConfig, name)))
 
 
 def generate_here(path: Path, label: str, prompt: str, count: int, temperature=0.8, top_k=200, top_p=1.0, seed=None):

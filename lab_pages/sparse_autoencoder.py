@@ -23,6 +23,7 @@ from engine.sae.train import (
     result_bytes,
     train,
 )
+from ui.address import address_notes, bound, share_box
 from ui.errors import show_error
 from ui.figures import histogram, live_curve_svg, loss_curve
 from ui.images import grid_image, show_grid
@@ -117,15 +118,15 @@ with st.expander("The cost being minimised"):
 
 st.subheader("Settings")
 row = st.columns(4)
-row[0].number_input("Hidden units", step=1, key="sae_hidden", help="How many filters to learn (UFLDL: 25).")
-row[1].number_input("ρ, target activation", step=0.01, format="%.3f", key="sae_rho", help="Between 0 and 1 (UFLDL: 0.01).")
-row[2].number_input("β, sparsity weight", step=0.5, key="sae_beta", help="UFLDL: 3.")
-row[3].number_input("λ, weight decay", step=1e-4, format="%.5f", key="sae_lam", help="UFLDL: 0.0001.")
+row[0].number_input("Hidden units", step=1, **bound("sae_hidden", (SAEConfig, "hidden_size")), help="How many filters to learn (UFLDL: 25).")
+row[1].number_input("ρ, target activation", step=0.01, format="%.3f", **bound("sae_rho", (SAEConfig, "rho")), help="Between 0 and 1 (UFLDL: 0.01).")
+row[2].number_input("β, sparsity weight", step=0.5, **bound("sae_beta", (SAEConfig, "beta")), help="UFLDL: 3.")
+row[3].number_input("λ, weight decay", step=1e-4, format="%.5f", **bound("sae_lam", (SAEConfig, "lam")), help="UFLDL: 0.0001.")
 row = st.columns(4)
-row[0].number_input("Patches", step=1000, key="sae_patches", help="Random training patches (UFLDL: 10,000).")
-row[1].number_input("Patch size, pixels", step=1, key="sae_patch_size", help="Side of the square patches (UFLDL: 8).")
-row[2].number_input("L-BFGS iterations", step=50, key="sae_iterations", help="UFLDL: 400.")
-row[3].number_input("Seed", step=1, key="sae_seed", help="Chooses the patches and the initial weights.")
+row[0].number_input("Patches", step=1000, **bound("sae_patches", (SAEConfig, "num_patches")), help="Random training patches (UFLDL: 10,000).")
+row[1].number_input("Patch size, pixels", step=1, **bound("sae_patch_size", (SAEConfig, "patch_size")), help="Side of the square patches (UFLDL: 8).")
+row[2].number_input("L-BFGS iterations", step=50, **bound("sae_iterations", (SAEConfig, "max_iter")), help="UFLDL: 400.")
+row[3].number_input("Seed", step=1, **bound("sae_seed", (SAEConfig, "seed")), help="Chooses the patches and the initial weights.")
 st.radio("Images", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="sae_source")
 uploaded = []
 if st.session_state.sae_source == "upload":
@@ -133,6 +134,8 @@ if st.session_state.sae_source == "upload":
                              accept_multiple_files=True, key="sae_uploads", max_upload_size=20)
     uploaded = [(file.name, file.getvalue()) for file in files or []]
 st.button("Reset to UFLDL's settings", on_click=reset_to_ufldl, icon=":material/restart_alt:")
+address_notes("sae")
+share_box("sae")
 
 config = None
 try:

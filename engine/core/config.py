@@ -202,3 +202,26 @@ def _whole(value):
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def accepts(cls, name: str, text: str) -> bool:
+    """Whether a field of `cls` can take the value an address spells as `text` ("2", "0.5", "true"): its type and range."""
+    kind, optional = _parts(_hints(cls)[name])
+    try:
+        if kind is bool:
+            value = {"true": True, "false": False}[text.strip().lower()]
+        elif kind in (int, float):
+            value = float(text)
+            value = _whole(value) if kind is int else value
+        else:
+            value = text
+        _checked(cls, name, value)
+    except (ConfigError, KeyError, ValueError, OverflowError, TypeError):
+        return False
+    return True
+
+
+def same_spec(cls, name: str) -> dict:
+    """The range another config declares for a field this one passes on to it (a trainer's n_layer is its model's),
+    so both check it alike and it is written in one place."""
+    return dict(next(f.metadata for f in fields(cls) if f.name == name))

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from engine.core.config import check_fields, from_dict, from_form, seed_spec, spec
+from engine.core.config import check_fields, from_dict, from_form, same_spec, seed_spec, spec
 from engine.core.device import autocast_dtype, pick_device, seed_everything
 from engine.core.errors import ConfigError, DataError
 from engine.core.jobs import Reporter, StopDeadline
@@ -51,17 +51,17 @@ MAX_TRAIN_IMAGES = 10_000_000
 @dataclass(frozen=True)
 class DDPMConfig:
     # the U-Net (see unet.UNetConfig, which checks these ranges)
-    width: int = 16  # channels at 28x28; 32 at 14x14, 64 at 7x7 with channel_mults (1, 2, 4): 0.65 M parameters
+    width: int = field(default=16, metadata=same_spec(UNetConfig, "width"))  # channels at 28x28; 32 at 14x14, 64 at 7x7 with channel_mults (1, 2, 4): 0.65 M parameters
     channel_mults: tuple[int, ...] = (1, 2, 4)  # the width goes where pixels are few, and arithmetic cheap
-    depth: int = 1  # residual blocks per level going down, one more coming up
+    depth: int = field(default=1, metadata=same_spec(UNetConfig, "depth"))  # residual blocks per level going down, one more coming up
     attention: bool = True  # self-attention at 7x7 and in the middle
-    heads: int = 4
-    groups: int = 8  # GroupNorm groups
+    heads: int = field(default=4, metadata=same_spec(UNetConfig, "heads"))
+    groups: int = field(default=8, metadata=same_spec(UNetConfig, "groups"))  # GroupNorm groups
     conditional: bool = True  # learn eps(x_t, digit) too, for digit choice and guidance
-    dropout: float = 0.0
+    dropout: float = field(default=0.0, metadata=same_spec(UNetConfig, "dropout"))
     # the noise schedule: DDPM's (see schedule.ScheduleConfig)
-    timesteps: int = 1000
-    schedule: str = "linear"
+    timesteps: int = field(default=1000, metadata=same_spec(ScheduleConfig, "timesteps"))
+    schedule: str = field(default="linear", metadata=same_spec(ScheduleConfig, "schedule"))
     beta_start: float = 1e-4
     beta_end: float = 0.02
     # training

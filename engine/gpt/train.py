@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from engine.core.config import check_fields, from_dict, from_form, seed_spec, spec
+from engine.core.config import check_fields, from_dict, from_form, same_spec, seed_spec, spec
 from engine.core.device import autocast_dtype, pick_device, seed_everything
 from engine.core.errors import ConfigError
 from engine.core.jobs import Reporter, StopDeadline
@@ -40,11 +40,11 @@ MAX_WEIGHT_DECAY = 1.0  # AdamW scales each matrix by 1 - learning_rate * weight
 @dataclass(frozen=True)
 class TrainConfig:
     # model (see model.GPTConfig, which checks these ranges); the vocabulary size comes from the data
-    n_layer: int = 6
-    n_head: int = 6
-    n_embd: int = 384
-    block_size: int = 256  # context of up to 256 previous characters
-    dropout: float = 0.2
+    n_layer: int = field(default=6, metadata=same_spec(GPTConfig, "n_layer"))
+    n_head: int = field(default=6, metadata=same_spec(GPTConfig, "n_head"))
+    n_embd: int = field(default=384, metadata=same_spec(GPTConfig, "n_embd"))
+    block_size: int = field(default=256, metadata=same_spec(GPTConfig, "block_size"))  # context of up to 256 previous characters
+    dropout: float = field(default=0.2, metadata=same_spec(GPTConfig, "dropout"))
     bias: bool = False  # no biases in Linears and LayerNorms: a little better and faster
     # AdamW
     batch_size: int = field(default=64, metadata=spec(1, MAX_BATCH_SIZE))

@@ -55,6 +55,27 @@ def test_a_link_opens_the_diffusion_lab_with_its_sampler_settings(tmp_path, monk
     assert at.number_input(key="dif_steps").value == 20 and at.number_input(key="dif_epochs").value == 2
 
 
+def test_an_out_of_range_number_falls_back_to_the_default_with_a_note_not_an_error(no_shipped):
+    at = open_page("lab_pages/shakespeare_gpt.py", gpt_n_layer="0", gpt_dropout="1.5", gpt_n_head="2.5", gpt_batch_size="8")
+    assert at.number_input(key="gpt_n_layer").value == 4 and at.number_input(key="gpt_n_head").value == 4
+    assert at.number_input(key="gpt_batch_size").value == 8  # a good value beside the bad ones is kept
+    note = captions(at)
+    assert "n_layer='0' (shows 4)" in note and "dropout='1.5'" in note and "n_head='2.5'" in note
+    assert not at.error and not at.exception
+
+
+def test_a_link_opens_the_sparse_autoencoder_lab_as_set_and_refuses_what_it_cannot_take(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLLAB_RUNS_DIR", str(tmp_path / "runs"))
+    at = open_page("lab_pages/sparse_autoencoder.py", sae_hidden="36", sae_rho="0.05", sae_beta="-3", sae_iterations="many")
+    assert at.number_input(key="sae_hidden").value == 36 and at.number_input(key="sae_rho").value == 0.05
+    assert at.number_input(key="sae_beta").value == 3 and at.number_input(key="sae_iterations").value == 400
+    note = captions(at)
+    assert "beta='-3' (shows 3" in note and "iterations='many' (shows 400)" in note
+    assert not at.error
+    link = at.code[-1].value
+    assert "sae_hidden=36" in link and "sae_rho=0.05" in link and "visitor=" not in link
+
+
 @pytest.mark.parametrize(("asked", "value", "same"), [
     ("2", 2, True), ("2.5", 2, False), ("abc", 4, False), ("0.002", 0.002, True), ("true", True, True), ("1", True, False),
     ("tiny", "tiny", True), ("", None, True),
