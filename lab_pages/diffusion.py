@@ -21,7 +21,7 @@ from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, generate
 from engine.ddpm.schedule import SCHEDULES, NoiseSchedule, ScheduleConfig
 from engine.ddpm.runs import ddpm_runs_dir, list_runs, new_run_folder
 from engine.ddpm.train import PRESETS, DDPMConfig, preset_of, train
-from engine.ddpm.estimate import images_per_second, training_seconds
+from engine.ddpm.estimate import estimated_seconds, images_per_second, training_seconds
 from engine.ddpm.recording import FIRST_SETTINGS, SHIPPED_RECORDING, load_recording, record
 from ui.diffusion import digit_bars, loss_curves, reverse_player, schedule_curves
 from ui.errors import show_error
@@ -79,7 +79,7 @@ def cached_recording(path: str, modified: float, sampler: str, steps: int, eta: 
     return recordings().get((path, modified, sampler, steps, eta, seed, digit, guidance, n), draw)
 
 
-@st.cache_data(max_entries=16, show_spinner="Timing a few training steps on this device…")
+@st.cache_data(max_entries=16, ttl=600, show_spinner="Timing a few training steps on this device…")  # the load changes: time again
 def measured_speed(config: dict) -> float:
     return images_per_second(DDPMConfig.from_dict(config))
 
@@ -293,13 +293,15 @@ try:
     config = asked
 except (ConfigError, TypeError, ValueError, OverflowError) as error:
     show_error(error if isinstance(error, ConfigError) else f"A setting is not a number: {error}")
+expected = None  # seconds, for the queue's estimate of the wait behind this run
 if config is not None:
     images = min(config.train_images or 60_000, 60_000)
     try:
         speed = measured_speed({**config.__dict__, "channel_mults": list(config.channel_mults)})
         quick = PRESETS["quick"]
         metrics = st.columns(3)
-        metrics[0].metric("Time to train", f"≈ {duration(training_seconds(config, images, speed))}", help="From a few steps timed on this device, plus each epoch's evaluation.")
+        expected, basis = estimated_seconds(config, images, speed, runs)
+        metrics[0].metric("Time to train", f"≈ {duration(expected)}", help=f"Estimated {basis}. Once it runs, the time left is measured on the run itself.")
         metrics[1].metric("Speed on this device", f"{speed:,.0f} images/s", help="Measured with the real training loop for this network and batch.")
         metrics[2].metric("Digits seen", f"{config.epochs * images:,}", help="Epochs × training digits.")
         if config.width == quick.width and config.depth == quick.depth and config.batch_size == quick.batch_size:
@@ -317,7 +319,7 @@ if st.button("Train", type="primary", disabled=config is None or data is None or
             f"--{name.replace('_', '-')} {value}" if not isinstance(value, bool) else f"--{'' if value else 'no-'}{name.replace('_', '-')}" for name, value in values.items()
         ) + f" --out {folder}"
         start_job("dif", f"DDPM {folder.name}", lambda report, c=config, d=data, f=folder, m=command: train(c, d, report, out=f, command=m),
-                  info={"folder": str(folder)})
+                  info={"folder": str(folder)}, expected_seconds=expected)
         st.rerun()  # Train was drawn enabled before the job existed: draw the page again with Stop instead
     except LabError as error:
         show_error(error)

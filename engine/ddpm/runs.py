@@ -28,6 +28,7 @@ class DDPMRun:
     epoch: float  # how far it got, in epochs
     steps: int | None
     resumable: bool  # its last checkpoint kept Adam's moments
+    seconds: float | None = None  # training time so far, evaluations and saves included
 
 
 def ddpm_runs_dir() -> Path:
@@ -56,6 +57,7 @@ def read_run(folder: Path) -> DDPMRun | None:
         epoch=number(metrics.get("epoch")) or 0.0,
         steps=whole(metrics.get("step")),
         resumable=config is not None and whole(card.get("optimizer_step")) is not None,
+        seconds=number(metrics.get("seconds")),
     )
 
 

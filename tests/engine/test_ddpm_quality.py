@@ -192,3 +192,18 @@ def test_the_cache_computes_a_missing_key_once_for_callers_at_once_and_keeps_the
     with pytest.raises(ZeroDivisionError):
         cache.get("d", lambda: 1 / 0)
     assert cache.get("d", lambda: 4) == 4  # a failure is not kept
+
+
+def test_a_finished_run_of_the_same_shape_paces_the_estimate_before_the_probe(run, data):
+    from engine.ddpm.estimate import estimated_seconds, recorded_speed
+    from engine.ddpm.runs import read_run
+
+    finished = read_run(run)
+    assert finished.seconds > 0 and finished.steps == 16
+    speed, name = recorded_speed(TINY, [finished])
+    assert name == "run" and speed == pytest.approx(16 * TINY.batch_size / finished.seconds)
+    seconds, basis = estimated_seconds(replace(TINY, epochs=4), TINY.train_images, 1e6, [finished])
+    assert seconds == pytest.approx(2 * finished.seconds) and "your run run" in basis  # twice the epochs, the same pace
+    assert recorded_speed(replace(TINY, batch_size=16), [finished]) is None  # another shape says nothing
+    seconds, basis = estimated_seconds(replace(TINY, batch_size=16), TINY.train_images, 100.0, [finished])
+    assert "timed just now" in basis and seconds == pytest.approx(1.03 * 2 * 16 * 16 / 100.0)
