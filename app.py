@@ -3,6 +3,8 @@
 Run with `streamlit run app.py`.
 """
 
+import importlib
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -20,6 +22,19 @@ PAGES = [
     st.Page("lab_pages/inside_the_transformer.py", title="Inside the transformer", icon=":material/account_tree:", url_path="inside_the_transformer"),
     st.Page("lab_pages/diffusion.py", title="Diffusion", icon=":material/blur_on:", url_path="diffusion"),
 ]
+
+
+# what the labs' pages import: seconds of Python on a first visit, so a server imports them once, in the background
+WARM_MODULES = ("plotly.graph_objects", "engine.ddpm.sample", "engine.ddpm.quality", "engine.ddpm.recording", "engine.ddpm.train", "ui.diffusion",
+                "engine.gpt.train", "engine.gpt.inspect", "engine.sae.train", "ui.figures", "ui.transformer")
+
+
+@st.cache_resource
+def warm_up() -> threading.Thread:
+    """Once per server, after its first page is drawn: the imports a lab's first visit would otherwise wait for."""
+    thread = threading.Thread(target=lambda: [importlib.import_module(name) for name in WARM_MODULES], name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource
@@ -50,6 +65,7 @@ def run() -> None:
     show_running(running_now)
     page.run()
     show_running(running_now)  # again after the page, so a job its Train button just started is listed
+    warm_up()
 
 
 run()

@@ -17,6 +17,10 @@ import engine.ddpm.checkpoint as ddpm_checkpoint
 from engine.core.jobs import JobState, SilentReporter, board
 from engine.ddpm.checkpoint import export_checkpoint
 from engine.ddpm.data import toy_shapes
+from engine.ddpm.checkpoint import load_model, record_in_card
+from engine.ddpm.recording import FIRST_SETTINGS, record, save_recording
+import engine.ddpm.recording as ddpm_recording
+import streamlit as st
 from engine.ddpm.train import TINY, train
 from tests.app.conftest import wait_for_job
 
@@ -100,7 +104,7 @@ def test_first_load_plays_the_shipped_models_digits_and_scores_them(shipped_page
     assert "16 samples in" in texts(page, "caption") and "50 network calls, each on a batch of 32" in texts(page, "caption")
     assert "from the shipped checkpoint" in texts(page, "caption")
     assert len(page.get("download_button")) == 2
-    assert page.session_state["dif_generated"][2:] == ("ddim", 50, 1.0, 0, None, 3.0, 16)
+    assert page.session_state["dif_generated"][2:] == ("ddim", 50, 1.0, 0, None, FIRST_SETTINGS.guidance, 16)
     assert "Recognised" in metrics(page) and "Read as the digit asked for (0-9 in turn)" in metrics(page)
     assert "Digits read with confidence > 0.9, of 16 samples" in charts(page)
     assert "98.94% right on the 10,000 test digits" in texts(page, "caption")
@@ -276,3 +280,58 @@ def test_stop_then_resume_continues_the_same_run(no_shipped, runs_dir):
     resumed = wait_for_job(at, "dif")
     assert resumed.state is JobState.DONE and resumed.view().result.epochs == int(reached) + 1
     assert not at.exception
+
+
+def test_the_first_digits_come_from_the_recording_kept_for_these_weights(shipped, runs_dir, tmp_path, monkeypatch):
+    st.cache_resource.clear()  # a recording drawn live by an earlier test would hide where this one comes from
+    model, schedule, card = load_model(shipped)
+    kept = record(model, schedule, FIRST_SETTINGS)
+    save_recording(tmp_path / "player", kept, card["weights_sha256"], "python -m engine.ddpm record")
+    monkeypatch.setattr(ddpm_recording, "SHIPPED_RECORDING", tmp_path / "player")
+    at = open_page()
+    assert "drawn by `python -m engine.ddpm record` when this lab was built" in texts(at, "caption")
+    assert len(player(at)["frames"]) == len(kept.frames) and not at.error
+    at.number_input(key="dif_seed").set_value(5)
+    at.button(key="dif_generate").click().run()
+    assert "drawn by `python -m engine.ddpm record`" not in texts(at, "caption") and "seed 5" in texts(at, "caption")
+
+    st.cache_resource.clear()
+    save_recording(tmp_path / "player", kept, "the sha256 of other weights")
+    at = open_page()
+    assert "drawn by `python -m engine.ddpm record`" not in texts(at, "caption")  # other weights' digits are never shown as these
+    assert "16 samples in" in texts(at, "caption") and not at.error
+
+
+def test_a_sweep_kept_in_the_card_shows_the_cost_of_guidance(tiny_run, runs_dir, tmp_path, monkeypatch):
+    from engine.ddpm.quality import QualityRow, Reference, sweep_record
+    import numpy as np
+
+    checkpoint = export_checkpoint(tiny_run, tmp_path / "ddpm_mnist").with_suffix("")
+    rows = [QualityRow(None, 500, 0.91, None, 0.08, 30.0, 1.2, 60.0), QualityRow(1.0, 500, 0.96, 0.97, 0.09, 28.0, 1.1, 90.0),
+            QualityRow(3.0, 500, 1.0, 1.0, 0.1, 150.0, 6.0, 90.0)]
+    ref = Reference(None, 25.0, 0.97, 500)
+    record_in_card(checkpoint, "guidance_sweep", sweep_record(rows, ref, "python -m engine.ddpm sweep --record", 50, 0))
+    monkeypatch.setattr(ddpm_checkpoint, "SHIPPED_CHECKPOINT", checkpoint)
+    at = open_page()
+    assert "Guidance: more digits recognised, less variety" in charts(at)
+    chart = charts(at)["Guidance: more digits recognised, less variety"]
+    assert {trace["name"] for trace in chart["data"]} == {"guidance w", "unconditional", "real digits"}
+    table = at.dataframe[0].value
+    assert list(table["sampling"]) == ["unconditional", "guidance 1", "guidance 3"] and list(table["recognised"]) == ["91.0%", "96.0%", "100.0%"]
+    captions = texts(at, "caption")
+    assert "python -m engine.ddpm sweep --record" in captions and "Suggested guidance: **1**" in captions
+    assert "500 of MNIST's training digits are 97.0% recognised" in captions and not np.isnan(rows[0].distance)
+
+
+@pytest.mark.data
+def test_measuring_the_trade_off_for_a_model_runs_as_a_job_and_shows_its_rows(shipped, runs_dir, monkeypatch):
+    import ui.guidance
+
+    monkeypatch.setattr(ui.guidance, "ON_DEMAND_N", 20)
+    at = open_page()
+    at.button(key="dif_measure").click().run()
+    job = wait_for_job(at, "difq")
+    assert job.state is JobState.DONE and not at.exception, job.error
+    assert [row.label for row in board.view(job).result] == ["unconditional", "guidance 1", "guidance 2", "guidance 3"]
+    assert "Measured just now" in texts(at, "caption")
+    assert list(at.dataframe[-1].value["sampling"]) == ["unconditional", "guidance 1", "guidance 2", "guidance 3"]
