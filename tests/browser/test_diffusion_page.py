@@ -50,6 +50,7 @@ def test_the_player_plays_the_reverse_process_in_the_browser(diffusion_page):
     page = diffusion_page
     no_exceptions(page)
     start = player_state(page)
+    expect(page.get_by_text("drawn by python -m engine.ddpm record when this lab was built")).to_be_visible()  # the kept recording: nothing drawn
     assert start["frames"] == 50 and start["active"] == 0 and "step 1 of 50 · t = 1,000" in start["title"]
     screenshot(page, "diffusion")
     page.locator(".updatemenu-button", has_text="Play").click()
@@ -68,11 +69,10 @@ def test_the_player_plays_the_reverse_process_in_the_browser(diffusion_page):
     screenshot(page, "diffusion_playing")
 
 
+@pytest.mark.data  # the forward process needs a real digit
 def test_scrubbing_t_updates_the_noisy_digit_and_the_marker(diffusion_page):
     page = diffusion_page
     slider = page.get_by_role("slider", name=re.compile("Timestep t"))
-    if slider.count() == 0:
-        pytest.skip("MNIST is not on this machine (set DLLAB_DATA_DIR): the forward process needs a real digit")
     slider.focus()
     for _ in range(5):
         slider.press("ArrowRight")
@@ -81,10 +81,9 @@ def test_scrubbing_t_updates_the_noisy_digit_and_the_marker(diffusion_page):
     no_exceptions(page)
 
 
+@pytest.mark.data  # training needs MNIST
 def test_a_short_run_shows_its_loss_and_samples_live_and_stops(diffusion_page):
     page = diffusion_page
-    if page.get_by_text("MNIST is not on this machine yet").count():
-        pytest.skip("MNIST is not on this machine (set DLLAB_DATA_DIR): training needs it")
     expect(page.get_by_text("Time to train")).to_be_visible(timeout=TIMEOUT)  # measured before pressing Train
     page.get_by_text("Tiny (a few hundred digits, for trying things)").click()
     expect(page.get_by_label("Width · width", exact=True)).to_have_value("8", timeout=TIMEOUT)

@@ -1,6 +1,5 @@
 """Text for the GPT: the character tokenizer, checks on a person's text, the 90/10 split, batches."""
 
-import os
 
 import pytest
 import torch
@@ -15,8 +14,6 @@ from engine.gpt.data import (
     read_text_file,
 )
 from tests.texts import rhymes
-
-needs_data = pytest.mark.skipif(not os.environ.get("DLLAB_DATA_DIR"), reason="DLLAB_DATA_DIR is not set")
 
 
 def test_tokenizer_is_the_sorted_characters_and_round_trips():
@@ -107,7 +104,6 @@ def test_a_batch_longer_than_the_split_is_refused():
 
 
 @pytest.mark.data
-@needs_data
 def test_tiny_shakespeare_is_nanogpts():
     text = load_shakespeare()
     data = prepare_text(text, "tiny Shakespeare")

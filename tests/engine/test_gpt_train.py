@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 from dataclasses import replace
 
 import pytest
@@ -16,8 +15,6 @@ from engine.gpt.data import load_shakespeare, prepare_text
 from engine.gpt.model import GPT
 from engine.gpt.train import CPU, GPU, TINY, estimate_loss, get_lr, preset_of, split_loss, train
 from tests.texts import rhymes
-
-needs_data = pytest.mark.skipif(not os.environ.get("DLLAB_DATA_DIR"), reason="DLLAB_DATA_DIR is not set")
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +214,6 @@ def test_resuming_with_another_model_shape_is_refused(data, tmp_path):
 
 
 @pytest.mark.data
-@needs_data
 def test_cpu_preset_on_tiny_shakespeare_starts_at_the_uniform_loss():
     data = prepare_text(load_shakespeare(), "tiny Shakespeare")
     report = SilentReporter()
