@@ -32,7 +32,7 @@ from ui.runs import duration
 from ui.address import address_notes, bound, share_box
 from ui.visitor import shown_path, visitor_token
 
-PRESET_LABELS = {"quick": "Quick (3 epochs of 20,000 digits)", "cpu": "CPU (the shipped checkpoint's recipe: 5 epochs of all 60,000)",
+PRESET_LABELS = {"quick": "Quick (3 epochs of 20,000 digits)", "cpu": "CPU (5 epochs of all 60,000: where the shipped model began)",
                  "tiny": "Tiny (a few hundred digits, for trying things)"}  # what each does: the time is measured below, on this machine
 NUMBERS = {  # field -> (label, help); each label keeps the config's name, which its error messages use
     "width": ("Width · width", "Channels at 28x28; the 14x14 and 7x7 levels have more. Must divide by the GroupNorm groups."),
@@ -260,7 +260,7 @@ if classifier is not None and recording is not None:
     else:
         score, what = score_samples(classifier, recording.images, recording.labels), f"the {recording.settings.n} samples in the player"
     numbers, bars = st.columns([1, 2])
-    numbers.metric("Recognised", f"{score.recognised_share:.0%}", help=f"Share read with confidence above {CONFIDENT}. The shipped model's bar: 90% of 1,000.")
+    numbers.metric("Recognised", f"{score.recognised_share:.0%}", help=f"Share read with confidence above {CONFIDENT}. Real MNIST digits: about 97%.")
     if score.matching_share is not None:
         asked = f"digit {recording.settings.digit}" if recording.settings.digit is not None else "digit asked for (0-9 in turn)"
         numbers.metric(f"Read as the {asked}", f"{score.matching_share:.0%}", help="At any confidence.")

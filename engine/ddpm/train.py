@@ -1,6 +1,6 @@
 """Training the DDPM on MNIST, in the order of nanoGPT's train.py.
 
-    python -m engine.ddpm train --preset cpu                    # the shipped checkpoint's recipe: ~42 min on one CPU thread
+    python -m engine.ddpm train --preset cpu                    # where the shipped checkpoint began: ~42 min on one CPU thread
     python -m engine.ddpm train --preset quick                  # ~9 min on one CPU thread: recognisable digits
     python -m engine.ddpm train --preset tiny --toy             # seconds, on toy shapes; what the tests use
     python -m engine.ddpm train --resume runs/ddpm/cpu --epochs 8
@@ -129,7 +129,7 @@ class DDPMConfig:
         return from_form(cls, values, "DDPM training settings")
 
 
-# The shipped checkpoint's recipe: the defaults above, on all 60,000 training digits: 4,685 steps,
+# Where the shipped checkpoint began (its card's started_from; then fine-tuned with --init-from): the defaults above, on all 60,000 training digits: 4,685 steps,
 # about 42 minutes on one thread of this lab's CPU (119 images/s, bench/ddpm_speed.py).
 CPU = DDPMConfig()
 
