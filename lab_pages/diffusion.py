@@ -17,12 +17,13 @@ from engine.core.settings import check_step_limit
 from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, load_model, model_parts
 from engine.ddpm.classifier import CONFIDENT, SHIPPED_CLASSIFIER, load_classifier, score_samples
 from engine.ddpm.data import MNIST_FILES, batch_images, load_mnist, mnist_available, to_unit
+from engine.ddpm.estimate import estimated_seconds, images_per_second, training_seconds
+from engine.ddpm.quality import read_sweep, suggested_guidance
+from engine.ddpm.recording import FIRST_SETTINGS, SHIPPED_RECORDING, load_recording, record
+from engine.ddpm.runs import ddpm_runs_dir, list_runs, new_run_folder
 from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, generate, grid_png
 from engine.ddpm.schedule import SCHEDULES, NoiseSchedule, ScheduleConfig
-from engine.ddpm.runs import ddpm_runs_dir, list_runs, new_run_folder
 from engine.ddpm.train import PRESETS, DDPMConfig, preset_of, train
-from engine.ddpm.estimate import estimated_seconds, images_per_second, training_seconds
-from engine.ddpm.recording import FIRST_SETTINGS, SHIPPED_RECORDING, load_recording, record
 from ui.diffusion import digit_bars, loss_curves, reverse_player, schedule_curves
 from ui.errors import show_error
 from ui.guidance import guidance_section
@@ -90,12 +91,17 @@ def apply_preset():
 
 
 def suit_model(path: str):
-    """A model seen for the first time: guidance set to what suits it, and no digit asked for."""
+    """A model seen for the first time: guidance set to what suits it (its card's sweep suggests one), and no digit asked for."""
+    suggested = None
     try:
-        conditional = model_parts(read_card(Path(path)), Path(path))[0].num_classes > 0
+        card = read_card(Path(path))
+        conditional = model_parts(card, Path(path))[0].num_classes > 0
+        swept = read_sweep(card)
+        suggested = suggested_guidance(swept[0]) if swept else None
     except LabError:
         conditional = True  # a card that cannot be read is explained when sampling
-    suited = {"dif_guidance": SHIPPED_SETTINGS["guidance"] if conditional else 1.0, "dif_digit": None}
+    guidance = (suggested if suggested is not None else SHIPPED_SETTINGS["guidance"]) if conditional else 1.0
+    suited = {"dif_guidance": guidance, "dif_digit": None}
     first = "dif_model_seen" not in st.session_state
     st.session_state.update({key: value for key, value in suited.items() if not (first and key in st.query_params)})  # a link's settings win at first
 
