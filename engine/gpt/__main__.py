@@ -5,6 +5,7 @@
     python -m engine.gpt train --resume runs/gpt/cpu --max-iters 3000 --lr-decay-iters 3000
     python -m engine.gpt sample --checkpoint runs/gpt/cpu --prompt "ROMEO:" --max-new-tokens 300
     python -m engine.gpt export --checkpoint runs/gpt/cpu --out checkpoints/gpt_shakespeare
+    python -m torch.distributed.run --nproc-per-node 2 -m engine.gpt train --preset cpu --gradient-accumulation-steps 2
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from engine.core.checkpoints import card_path, read_card, weights_path
 from engine.core.cli import CommandParser, path_argument, run_command
 from engine.core.device import configure_threads, pick_device
+from engine.core.distributed import is_main_process, leave
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
@@ -92,6 +94,8 @@ def run_train(args: argparse.Namespace, command: str) -> int:
     with stop_on_ctrl_c(reporter):
         result = train(config, data, reporter, out=out, resume=args.resume, command=command)
     reporter.close()
+    if not is_main_process():  # under torchrun rank 0 alone says how the run went, and saved it
+        return 0
     preset = args.preset or (None if args.resume else "cpu")
     reference = f" (nanoGPT's {preset} recipe: {REFERENCE_VAL_LOSS[preset]})" if preset in REFERENCE_VAL_LOSS and not overrides else ""
     state = "stopped" if result.stopped else "done"
@@ -167,7 +171,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.command == "export":
         return run_export(args)
     command = "python -m engine.gpt " + shlex.join(argv if argv is not None else sys.argv[1:])
-    return run_train(args, command)
+    try:
+        return run_train(args, command)
+    finally:
+        leave()  # the process group training may have started under torchrun
 
 
 if __name__ == "__main__":
