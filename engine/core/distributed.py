@@ -90,7 +90,7 @@ class QuietReporter:
 
 def world_from_environment() -> World:
     """This process's place, from torchrun's variables; a world of one without them."""
-    if not all(name in os.environ for name in TORCHRUN_VARIABLES):
+    if not under_torchrun():
         return World()
     try:
         rank, local_rank, size = (int(os.environ[name]) for name in TORCHRUN_VARIABLES)
@@ -99,6 +99,11 @@ def world_from_environment() -> World:
     if not (size >= 1 and 0 <= rank < size and local_rank >= 0):
         raise ConfigError(f"RANK ({rank}) must lie between 0 and WORLD_SIZE ({size}) - 1.")
     return World(rank=rank, local_rank=local_rank, size=size)
+
+
+def under_torchrun() -> bool:
+    """Whether torchrun started this process (even as a world of one)."""
+    return all(name in os.environ for name in TORCHRUN_VARIABLES)
 
 
 def is_main_process() -> bool:

@@ -28,7 +28,7 @@ import numpy as np
 from engine.core.checkpoints import card_path, read_card, runs_dir, weights_path, write_atomically
 from engine.core.cli import CommandParser, path_argument, run_command
 from engine.core.device import configure_threads, pick_device
-from engine.core.distributed import is_main_process, leave
+from engine.core.distributed import is_main_process, leave, under_torchrun
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
@@ -136,7 +136,7 @@ def run_train(args: argparse.Namespace, command: str) -> int:
         check_checkpoint_writable(checkpoint)
     data = training_data(args)
     reporter = RunFolderReporter(Path(out), config.log_interval)
-    with reporter.ctrl_c_stops():
+    with reporter.ctrl_c_stops(again_interrupts=not under_torchrun()):
         result = train(config, data, reporter, out=out, resume=args.resume, command=command, init_from=init_from)
     reporter.close()
     if not is_main_process():  # under torchrun rank 0 alone says how the run went, and saved it

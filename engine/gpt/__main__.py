@@ -21,7 +21,7 @@ from pathlib import Path
 from engine.core.checkpoints import card_path, read_card, weights_path
 from engine.core.cli import CommandParser, path_argument, run_command
 from engine.core.device import configure_threads, pick_device
-from engine.core.distributed import is_main_process, leave
+from engine.core.distributed import is_main_process, leave, under_torchrun
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
@@ -64,13 +64,17 @@ def readable_checkpoint(path: Path) -> Path:
 
 
 @contextmanager
-def stop_on_ctrl_c(reporter: ConsoleReporter):
-    """While training, the first Ctrl-C asks the loop to stop cleanly (it keeps the best checkpoint); a second one interrupts."""
+def stop_on_ctrl_c(reporter: ConsoleReporter, again_interrupts: bool = True):
+    """While training, the first Ctrl-C asks the loop to stop cleanly (it keeps the best checkpoint); a second one interrupts,
+    unless `again_interrupts` is False (under torchrun, whose agent passes the terminal's Ctrl-C on as a second SIGINT)."""
 
     def request_stop(signum, frame):
-        print("\nstopping after this iteration (Ctrl-C again to interrupt)", file=sys.stderr)
+        if reporter.stop_requested:
+            return
+        print("\nstopping after this iteration" + (" (Ctrl-C again to interrupt)" if again_interrupts else ""), file=sys.stderr)
         reporter.stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if again_interrupts:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, request_stop)
     try:
@@ -91,7 +95,7 @@ def run_train(args: argparse.Namespace, command: str) -> int:
         text, name = load_shakespeare(args.data_dir), "tiny Shakespeare"
     data = prepare_text(text, name)
     reporter = ConsoleReporter("training", log_every=config.log_interval)
-    with stop_on_ctrl_c(reporter):
+    with stop_on_ctrl_c(reporter, again_interrupts=not under_torchrun()):
         result = train(config, data, reporter, out=out, resume=args.resume, command=command)
     reporter.close()
     if not is_main_process():  # under torchrun rank 0 alone says how the run went, and saved it
