@@ -110,13 +110,18 @@ class ConsoleReporter:
             self._bar = None
 
     @contextlib.contextmanager
-    def ctrl_c_stops(self):
-        """While inside, the first Ctrl-C asks the loop to stop cleanly (it keeps what it has); a second one interrupts."""
+    def ctrl_c_stops(self, again_interrupts: bool = True):
+        """While inside, the first Ctrl-C asks the loop to stop cleanly (it keeps what it has); a second one interrupts,
+        unless `again_interrupts` is False: under torchrun, whose agent passes the terminal's Ctrl-C on as a second
+        SIGINT (and kills what has not ended 30 s later)."""
 
         def request_stop(signum, frame):
-            print("\nstopping after this step (Ctrl-C again to interrupt)", file=self.stream)
+            if self.stop_requested:
+                return
+            print("\nstopping after this step" + (" (Ctrl-C again to interrupt)" if again_interrupts else ""), file=self.stream)
             self.stop_requested = True
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if again_interrupts:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
 
         previous = signal.signal(signal.SIGINT, request_stop)
         try:

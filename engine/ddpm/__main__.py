@@ -12,6 +12,7 @@
     python -m engine.ddpm record                       # the player's first digits, kept beside the shipped checkpoint
     python -m engine.ddpm classifier train --out runs/ddpm/classifier
     python -m engine.ddpm classifier score --samples samples.npy --classifier runs/ddpm/classifier
+    python -m torch.distributed.run --nproc-per-node 2 -m engine.ddpm train --preset cpu   # each process half of each batch
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from engine.core.checkpoints import card_path, read_card, runs_dir, weights_path, write_atomically
 from engine.core.cli import CommandParser, path_argument, run_command
 from engine.core.device import configure_threads, pick_device
+from engine.core.distributed import is_main_process, leave, under_torchrun
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
@@ -134,9 +136,11 @@ def run_train(args: argparse.Namespace, command: str) -> int:
         check_checkpoint_writable(checkpoint)
     data = training_data(args)
     reporter = RunFolderReporter(Path(out), config.log_interval)
-    with reporter.ctrl_c_stops():
+    with reporter.ctrl_c_stops(again_interrupts=not under_torchrun()):
         result = train(config, data, reporter, out=out, resume=args.resume, command=command, init_from=init_from)
     reporter.close()
+    if not is_main_process():  # under torchrun rank 0 alone says how the run went, and saved it
+        return 0
     state = "stopped" if result.stopped else "done"
     print(
         f"{state}: val loss {result.val_loss:.4f} (best {result.best_val_loss:.4f}) after {result.steps} steps, "
@@ -372,7 +376,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         return run_export(args)
     if args.command == "classifier":
         return run_classifier(args, command)
-    return run_train(args, command)
+    try:
+        return run_train(args, command)
+    finally:
+        leave()  # the process group training may have started under torchrun
 
 
 if __name__ == "__main__":

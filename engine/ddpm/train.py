@@ -17,6 +17,9 @@ One loop, in a fixed order: set the learning rate; at each epoch's end (and when
 stopped) evaluate the EMA's loss on fixed test images, noise levels and noise, report a grid of samples,
 write the `last` checkpoint and, when the loss improved, `best`; draw a batch, forward, backward, clip,
 step, update the EMA; time and log.
+
+Under torchrun (engine/core/distributed.py) the same loop runs on every rank, each on its share of every
+batch, so a config trains the same run on any number of processes.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ import torch
 from torch.nn import functional as F
 
 from engine.core.config import check_fields, from_dict, from_form, same_spec, seed_spec, spec
-from engine.core.device import autocast_dtype, pick_device, seed_everything
+from engine.core.device import autocast_dtype, seed_everything
+from engine.core.distributed import join, world_from_environment
 from engine.core.errors import ConfigError, DataError
 from engine.core.jobs import Reporter, StopDeadline
 from engine.ddpm.checkpoint import best_in, last_in, restore_training, save_training, start_from_weights
@@ -66,6 +70,7 @@ class DDPMConfig:
     beta_end: float = 0.02
     # training
     epochs: int = field(default=5, metadata=spec(1, MAX_EPOCHS))
+    # a step's whole batch, which torchrun's processes share (each trains on batch_size / processes of its images)
     batch_size: int = field(default=64, metadata=spec(1, MAX_BATCH_SIZE))  # half DDPM's 128: on a CPU, twice the steps for the same time learn faster
     learning_rate: float = field(default=2e-3, metadata=spec(0, 1, above=True))  # ten times DDPM's 2e-4: a small U-Net trained for minutes, not days
     warmup_steps: int = field(default=100, metadata=spec(0, MAX_STEPS))
@@ -311,7 +316,11 @@ def train(
     if resume is not None and init_from is not None:
         raise ConfigError("A run either resumes (with its optimizer and step) or starts from other weights, not both.")
     images, labels = training_images(config, data)
-    device = pick_device(None if config.device == "auto" else config.device)
+    world = world_from_environment()
+    batch_size = min(config.batch_size, len(images))
+    share = world.share(batch_size, "The batch size")  # the images of each batch this rank trains on
+    device = join(world, config.device)
+    report = world.reporter(report)
     seed_everything(config.seed)
     dtype = autocast_dtype(device)
     autocast = torch.autocast(device_type="cuda", dtype=dtype) if dtype == torch.bfloat16 else nullcontext()
@@ -319,6 +328,9 @@ def train(
     schedule = NoiseSchedule(config.schedule_config())
     model = UNet(config.unet_config()).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
+    trained = world.wrap(model, device)  # DDP's wrapper runs the steps; `model` is what is saved: one process's checkpoint
+    if world.distributed:
+        torch.manual_seed(config.seed + world.rank)  # each rank its own dropout masks; the batches come from seeded generators
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     step, best_val_loss, seconds_before = 0, math.inf, 0.0
     started_from = start_from_weights(init_from, model, ema, config.schedule_config()) if init_from is not None else None
@@ -328,15 +340,15 @@ def train(
         started_from = state.started_from
     validation = Validation(config, data, schedule)
     per_epoch = steps_per_epoch(config, len(images))
-    batch_size = min(config.batch_size, len(images))
     total_steps = config.epochs * per_epoch
     if resume is not None and step >= total_steps:
         raise ConfigError(
             f"The run to resume is already at step {step:,} (epoch {step / per_epoch:.2f}); ask for more than "
             f"{config.epochs} epochs to train it further."
         )
-    best_path = best_in(out) if out is not None else None
-    last_path = last_in(out) if out is not None else None
+    saves = out is not None and world.is_main
+    best_path = best_in(out) if saves else None
+    last_path = last_in(out) if saves else None
     saved_best: Path | None = None
     saved_last: Path | None = None
 
@@ -356,9 +368,11 @@ def train(
             group["lr"] = lr
 
         # at each epoch's end, and where the run ends: evaluate, sample, checkpoint
-        finishing = step >= total_steps or report.stop_requested
-        # (a stop skips an evaluation or a sample that would take over a second more, but still saves `last`)
-        if step > first_step and (step % per_epoch == 0 or finishing):
+        stopping = world.any(report.stop_requested, device)  # a stop on any rank stops them all, at this step
+        finishing = step >= total_steps or stopping
+        # (a stop skips an evaluation or a sample that would take over a second more, but still saves `last`;
+        # rank 0 alone evaluates, and drops only its own work, so no other rank waits on it)
+        if step > first_step and (step % per_epoch == 0 or finishing) and world.is_main:
             measured = validation.loss(ema, device, autocast, deadline)
             if measured is not None:
                 val_loss = measured
@@ -370,7 +384,7 @@ def train(
                     report.snapshot("samples", samples)
             improved = measured is not None and val_loss < best_val_loss
             best_val_loss = min(best_val_loss, val_loss) if measured is not None else best_val_loss
-            if out is not None:
+            if saves:
                 metrics = {
                     "step": step,
                     "epoch": round(step / per_epoch, 3),
@@ -394,20 +408,24 @@ def train(
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(config.seed + epoch))
         index = order[position * batch_size : (position + 1) * batch_size]
         t0 = time.perf_counter()
-        x0 = batch_images(images[index], device)  # (B, 1, 28, 28) in [-1, 1]
+        # Every rank draws the whole batch's t, noise and dropped labels from the same seeded generators and trains
+        # on its own slice of it, so two processes see exactly one process's batch, and train the same weights
+        # up to the order of float sums (DDP averages the slices' gradients: the batch's mean).
         t = torch.randint(0, schedule.timesteps, (len(index),), generator=noise_generator)
-        noise = torch.randn(x0.shape, generator=noise_generator)
+        noise = torch.randn((len(index), 1, *images.shape[1:]), generator=noise_generator)  # (B, 1, 28, 28)
+        dropped = torch.rand(len(index), generator=noise_generator) < config.label_dropout if config.conditional else None
+        mine = slice(world.rank * share, (world.rank + 1) * share)
+        x0 = batch_images(images[index[mine]], device)  # (B / ranks, 1, 28, 28) in [-1, 1]
         y = None
         if config.conditional:
-            dropped = torch.rand(len(index), generator=noise_generator) < config.label_dropout
-            y = torch.where(dropped, torch.full_like(labels[index], CLASSES), labels[index]).to(device)
-        t, noise = t.to(device), noise.to(device)
+            y = torch.where(dropped, torch.full_like(labels[index], CLASSES), labels[index])[mine].to(device)
+        t, noise = t[mine].to(device), noise[mine].to(device)
         x_t = schedule.add_noise(x0, noise, t)
 
         # forward, backward, update
         with autocast:
-            predicted = model(x_t, t, y)
-        loss = F.mse_loss(predicted.float(), noise)  # L_simple, eq. (14)
+            predicted = trained(x_t, t, y)
+        loss = F.mse_loss(predicted.float(), noise)  # L_simple, eq. (14); on rank 0 its slice's, when logged
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip if config.grad_clip > 0 else math.inf)
         optimizer.step()
@@ -435,7 +453,7 @@ def train(
         epochs=step / per_epoch,
         val_loss=val_loss,
         best_val_loss=best_val_loss,
-        stopped=report.stop_requested and step < total_steps,
+        stopped=(stopping or report.stop_requested) and step < total_steps,
         seconds=seconds_before + time.perf_counter() - started,
         samples=samples,
         checkpoint=saved_best,

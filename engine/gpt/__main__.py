@@ -5,6 +5,7 @@
     python -m engine.gpt train --resume runs/gpt/cpu --max-iters 3000 --lr-decay-iters 3000
     python -m engine.gpt sample --checkpoint runs/gpt/cpu --prompt "ROMEO:" --max-new-tokens 300
     python -m engine.gpt export --checkpoint runs/gpt/cpu --out checkpoints/gpt_shakespeare
+    python -m torch.distributed.run --nproc-per-node 2 -m engine.gpt train --preset cpu --gradient-accumulation-steps 2
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from engine.core.checkpoints import card_path, read_card, weights_path
 from engine.core.cli import CommandParser, path_argument, run_command
 from engine.core.device import configure_threads, pick_device
+from engine.core.distributed import is_main_process, leave, under_torchrun
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
@@ -62,13 +64,17 @@ def readable_checkpoint(path: Path) -> Path:
 
 
 @contextmanager
-def stop_on_ctrl_c(reporter: ConsoleReporter):
-    """While training, the first Ctrl-C asks the loop to stop cleanly (it keeps the best checkpoint); a second one interrupts."""
+def stop_on_ctrl_c(reporter: ConsoleReporter, again_interrupts: bool = True):
+    """While training, the first Ctrl-C asks the loop to stop cleanly (it keeps the best checkpoint); a second one interrupts,
+    unless `again_interrupts` is False (under torchrun, whose agent passes the terminal's Ctrl-C on as a second SIGINT)."""
 
     def request_stop(signum, frame):
-        print("\nstopping after this iteration (Ctrl-C again to interrupt)", file=sys.stderr)
+        if reporter.stop_requested:
+            return
+        print("\nstopping after this iteration" + (" (Ctrl-C again to interrupt)" if again_interrupts else ""), file=sys.stderr)
         reporter.stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if again_interrupts:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, request_stop)
     try:
@@ -89,9 +95,11 @@ def run_train(args: argparse.Namespace, command: str) -> int:
         text, name = load_shakespeare(args.data_dir), "tiny Shakespeare"
     data = prepare_text(text, name)
     reporter = ConsoleReporter("training", log_every=config.log_interval)
-    with stop_on_ctrl_c(reporter):
+    with stop_on_ctrl_c(reporter, again_interrupts=not under_torchrun()):
         result = train(config, data, reporter, out=out, resume=args.resume, command=command)
     reporter.close()
+    if not is_main_process():  # under torchrun rank 0 alone says how the run went, and saved it
+        return 0
     preset = args.preset or (None if args.resume else "cpu")
     reference = f" (nanoGPT's {preset} recipe: {REFERENCE_VAL_LOSS[preset]})" if preset in REFERENCE_VAL_LOSS and not overrides else ""
     state = "stopped" if result.stopped else "done"
@@ -167,7 +175,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.command == "export":
         return run_export(args)
     command = "python -m engine.gpt " + shlex.join(argv if argv is not None else sys.argv[1:])
-    return run_train(args, command)
+    try:
+        return run_train(args, command)
+    finally:
+        leave()  # the process group training may have started under torchrun
 
 
 if __name__ == "__main__":

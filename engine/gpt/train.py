@@ -9,6 +9,9 @@ One loop, in a fixed order: set the learning rate; every eval_interval estimate 
 loss, report a text sample and keep the best checkpoint; stop at max_iters or when asked (after a
 last evaluation, so a stopped run keeps what it reached); forward, backward and step, with gradient
 accumulation and clipping; time and log.
+
+Under torchrun (engine/core/distributed.py) the same loop runs on every rank: the gradient accumulation's
+micro-batches are shared among the ranks, so a config trains the same run on any number of processes.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from pathlib import Path
 import torch
 
 from engine.core.config import check_fields, from_dict, from_form, same_spec, seed_spec, spec
-from engine.core.device import autocast_dtype, pick_device, seed_everything
+from engine.core.device import autocast_dtype, seed_everything
+from engine.core.distributed import join, world_from_environment
 from engine.core.errors import ConfigError
 from engine.core.jobs import Reporter, StopDeadline
 from engine.gpt.checkpoint import checkpoint_in, restore_training, save_training
@@ -47,6 +51,8 @@ class TrainConfig:
     dropout: float = field(default=0.2, metadata=same_spec(GPTConfig, "dropout"))
     bias: bool = False  # no biases in Linears and LayerNorms: a little better and faster
     # AdamW
+    # batch_size is one micro-batch of one process (nanoGPT's meaning); a step sums gradient_accumulation_steps of
+    # them, shared among torchrun's processes: a step's batch is batch_size x gradient_accumulation_steps, however many
     batch_size: int = field(default=64, metadata=spec(1, MAX_BATCH_SIZE))
     gradient_accumulation_steps: int = field(default=1, metadata=spec(1, MAX_ACCUMULATION))  # micro-batches summed into one step
     max_iters: int = field(default=5000, metadata=spec(1, MAX_ITERS))
@@ -218,6 +224,14 @@ def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast, 
     return losses
 
 
+def skip_evaluation_batches(data: CharData, config: TrainConfig, batches: torch.Generator) -> None:
+    """Draw what estimate_loss draws, without the model: a rank that does not evaluate keeps its batch stream
+    in step with rank 0's."""
+    for split in (data.train, data.val):
+        for _ in range(config.eval_iters):
+            get_batch(split, config.block_size, config.batch_size, batches)
+
+
 @torch.no_grad()
 def split_loss(model: GPT, split: torch.Tensor, batch_size: int = 64, device=None) -> float:
     """Mean loss over a whole split, in nats per character: every character but the first is predicted once.
@@ -298,7 +312,10 @@ def train(
     """Train a GPT on `data`. The best checkpoint goes to the folder `out` (when given); `resume` continues a checkpoint."""
     config.validate()
     data.require_block_size(config.block_size)
-    device = pick_device(None if config.device == "auto" else config.device)
+    world = world_from_environment()
+    micro_steps = world.share(config.gradient_accumulation_steps, "gradient_accumulation_steps")  # this rank's
+    device = join(world, config.device)
+    report = world.reporter(report)
     seed_everything(config.seed)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for anything autocast leaves in float32
@@ -313,7 +330,9 @@ def train(
         state = restore_training(resume, raw_model, optimizer, data)
         iter_num, best_val_loss, best_iter, seconds_before = state.iter_num, state.best_val_loss, state.iter_num, state.seconds
     model = torch.compile(raw_model) if device.type == "cuda" and config.compile else raw_model
-    checkpoint = checkpoint_in(out) if out is not None else None
+    # DDP's wrapper trains; rank 0 evaluates the model inside it, alone, and saves raw_model, so a checkpoint is one process's
+    trained = world.wrap(model, device)
+    checkpoint = checkpoint_in(out) if out is not None and world.is_main else None
     saved: Path | None = None
     best_weights = copy_weights(raw_model) if resume is not None else None  # the result's weights, even without `out`
 
@@ -323,6 +342,9 @@ def train(
     # the global generator) a run is nanoGPT's own for the same seed, so its reference figures can be met
     # exactly (bench/gpt_cpu_preset.py). A checkpoint keeps the stream's state from before the batch in
     # hand was drawn, so a resumed run draws what the run would have drawn.
+    # Under torchrun every rank draws every micro-batch of the step from this same stream and trains on its own
+    # share of them (rank r: micro-batches r * micro_steps onwards), so two processes see exactly what one
+    # process sees, step by step, and train the same weights up to the order of float sums.
     batches = torch.Generator().set_state(torch.get_rng_state())
     if resume is not None:
         if state.batch_stream is not None:
@@ -333,8 +355,15 @@ def train(
     step_seconds, steps_timed = 0.0, 0
     model.train()
     report.progress(iter_num, config.max_iters)
-    deadline = StopDeadline(report)
-    hooks = abandon_on_deadline(raw_model, deadline) if device.type == "cpu" else []  # a GPU's steps take milliseconds
+    if world.distributed:
+        # Under torchrun nothing is abandoned half-way: a rank that dropped its step (or rank 0 its evaluation)
+        # while the others went on would leave them waiting in an all-reduce forever. The all-reduced stop
+        # flag ends the loop on every rank at the next iteration instead.
+        deadline = StopDeadline(report, grace=math.inf)
+        torch.manual_seed(config.seed + world.rank)  # each rank its own dropout masks; the batches have their stream
+    else:
+        deadline = StopDeadline(report)
+    hooks = abandon_on_deadline(raw_model, deadline) if device.type == "cpu" and not world.distributed else []  # a GPU's steps take milliseconds
     stream_before_batch = batches.get_state()
     X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)
     while True:
@@ -343,9 +372,13 @@ def train(
             group["lr"] = lr
 
         # evaluate, sample, keep the best; the run's last iteration is always evaluated
-        finishing = iter_num >= config.max_iters or report.stop_requested
+        stopping = world.any(report.stop_requested, device)  # a stop on any rank stops them all, at this step
+        finishing = iter_num >= config.max_iters or stopping
         # (a stop abandons an evaluation that would take over a second more; the run keeps its best checkpoint)
-        if iter_num % config.eval_interval == 0 or finishing:
+        evaluating = iter_num % config.eval_interval == 0 or finishing
+        if evaluating and not world.is_main:
+            skip_evaluation_batches(data, config, batches)  # rank 0 alone evaluates
+        elif evaluating:
             losses = estimate_loss(model, data, config, device, autocast, batches, deadline)
             if losses is None:
                 break
@@ -375,13 +408,18 @@ def train(
         # forward, backward, update
         t0 = time.perf_counter()
         try:
-            for _ in range(config.gradient_accumulation_steps):
-                with autocast:
-                    _, loss = model(X, Y)
-                    loss = loss / config.gradient_accumulation_steps  # the summed gradients are then the mean's
+            for micro_step in range(config.gradient_accumulation_steps):
+                mine = micro_step // micro_steps == world.rank
+                if mine:
+                    if world.distributed:  # DDP all-reduces the gradients after this rank's last micro-batch only
+                        trained.require_backward_grad_sync = micro_step % micro_steps == micro_steps - 1
+                    with autocast:
+                        _, loss = trained(X, Y)
+                        loss = loss / micro_steps  # the summed gradients are then the mean's (DDP averages over ranks)
                 stream_before_batch = batches.get_state()
                 X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)  # while the GPU works
-                loss.backward()
+                if mine:
+                    loss.backward()
         except StepAbandoned:  # stopped inside a step: it is not taken, and the run keeps its best checkpoint
             optimizer.zero_grad(set_to_none=True)
             break
@@ -391,7 +429,7 @@ def train(
         optimizer.zero_grad(set_to_none=True)
 
         # time and log; loss.item() waits for the GPU, so the steps timed since the last log are complete
-        lossf = loss.item() * config.gradient_accumulation_steps if iter_num % config.log_interval == 0 else None
+        lossf = loss.item() * micro_steps if iter_num % config.log_interval == 0 else None  # rank 0's last micro-batch
         step_seconds += time.perf_counter() - t0
         steps_timed += 1
         if lossf is not None:
@@ -413,7 +451,7 @@ def train(
         best_val_loss=best_val_loss,
         best_iter=best_iter,
         iterations=iter_num,
-        stopped=report.stop_requested and iter_num < config.max_iters,
+        stopped=(stopping or report.stop_requested) and iter_num < config.max_iters,
         seconds=seconds_before + time.perf_counter() - started,
         checkpoint=saved,
     )
