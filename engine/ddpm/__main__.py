@@ -37,7 +37,7 @@ from engine.ddpm.classifier import ClassifierConfig, load_classifier, read_sampl
 from engine.ddpm.data import load_mnist, to_unit, toy_shapes
 from engine.ddpm.quality import parse_guidances, reference, sweep, sweep_record
 from engine.ddpm.recording import FIRST_SETTINGS, SHIPPED_RECORDING, record, save_recording
-from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, frames, frames_to_keep, generate, grid_png, sample_labels
+from engine.ddpm.sample import DEFAULT_GUIDANCE, SAMPLERS, SampleSettings, denoising_gif, frames, frames_to_keep, generate, grid_png, sample_labels
 from engine.ddpm.train import PRESETS, DDPMConfig, train
 
 OUTPUT_KINDS = (".png", ".npy", ".gif")
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     sample_parser.add_argument("--eta", type=float, default=SampleSettings.eta, help="DDIM's noise: 0 deterministic, 1 like DDPM (default %(default)s)")
     sample_parser.add_argument("--digit", type=int, help="draw only this digit, 0-9 (default: 0-9 in turn)")
     sample_parser.add_argument("--unconditional", action="store_true", help="draw with the null label: no digit asked for, no guidance")
-    sample_parser.add_argument("--guidance", type=float, help="classifier-free guidance scale; 1 is none (default 3 for a conditional model)")
+    sample_parser.add_argument("--guidance", type=float, help=f"classifier-free guidance scale; 1 is none (default {DEFAULT_GUIDANCE:g} for a conditional model)")
     sample_parser.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
     sample_parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
     sample_parser.add_argument("--gif-frames", type=int, default=60, help="frames in the animation (default %(default)s)")

@@ -221,10 +221,11 @@ def _plausible(row: QualityRow) -> bool:
 
 
 def suggested_guidance(rows: Sequence[QualityRow], recognised: float = 0.95) -> float | None:
-    """The guidance a page should start at: of the values whose digits stay close to real, the lowest that reaches
-    `recognised` (or, when none does, the most recognised); None when no guided value stays close to real."""
+    """The guidance a page should start at: of the values whose digits stay close to real, the lowest at which at least
+    `recognised` of the digits are read, and read as the digit asked for (or, when none is, the most recognised);
+    None when no guided value stays close to real."""
     close = [row for row in rows if row.guidance is not None and row.distance_ratio <= CLOSE_TO_REAL]
     if not close:
         return None
-    good = [row for row in close if row.recognised >= recognised]
+    good = [row for row in close if row.recognised >= recognised and (row.as_asked is None or row.as_asked >= recognised)]
     return min(good, key=lambda row: row.guidance).guidance if good else max(close, key=lambda row: row.recognised).guidance

@@ -43,7 +43,7 @@ def test_sample_writes_a_grid_an_array_and_the_animation(run_folder, tmp_path):
     png, npy, gif = tmp_path / "samples.png", tmp_path / "samples.npy", tmp_path / "denoise.gif"
     sampled = run_cli(
         "sample", "--checkpoint", str(run_folder), "--out", str(png), "--out", str(npy), "--out", str(gif),
-        "--n", "12", "--sampler", "ddim", "--steps", "8", "--seed", "3",
+        "--n", "12", "--sampler", "ddim", "--steps", "8", "--seed", "3", "--guidance", "3",
     )
     assert sampled.returncode == 0, sampled.stderr
     assert "12 samples, ddim with 8 steps (eta 1), digits 0-9 in turn, guidance 3, seed 3" in sampled.stdout
@@ -54,7 +54,7 @@ def test_sample_writes_a_grid_an_array_and_the_animation(run_folder, tmp_path):
     assert animation.format == "GIF" and animation.n_frames == 8
 
     again = tmp_path / "again.npy"
-    assert run_cli("sample", "--checkpoint", str(run_folder), "--out", str(again), "--n", "12", "--steps", "8", "--seed", "3").returncode == 0
+    assert run_cli("sample", "--checkpoint", str(run_folder), "--out", str(again), "--n", "12", "--steps", "8", "--seed", "3", "--guidance", "3").returncode == 0
     assert np.array_equal(np.load(again), array)  # seeded
 
 

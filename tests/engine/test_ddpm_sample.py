@@ -9,6 +9,7 @@ import torch
 
 from engine.core.errors import ConfigError
 from engine.ddpm.sample import (
+    DEFAULT_GUIDANCE,
     SampleSettings,
     ddim_frames,
     ddpm_frames,
@@ -113,7 +114,7 @@ def test_generate_draws_in_chunks_and_returns_images_in_0_1(model, short_schedul
 
 def test_defaults_resolve_against_the_model():
     settings = SampleSettings().resolved(TINY_UNET, 1000)
-    assert (settings.steps, settings.guidance) == (50, 3.0)
+    assert (settings.steps, settings.guidance) == (50, DEFAULT_GUIDANCE)
     assert SampleSettings(sampler="ddpm").resolved(TINY_UNET, 1000).steps == 1000
     unconditional = replace(TINY_UNET, num_classes=0)
     assert SampleSettings().resolved(unconditional, 1000).guidance == 1.0
