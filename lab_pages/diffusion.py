@@ -224,8 +224,9 @@ if recording is not None:
     guided = settings.guidance != 1.0
     batch = f"a batch of {2 * settings.n if guided else settings.n}" + (f" ({settings.n} digits with and without their label, for guidance)" if guided else "")
     note, gif_button, png_button = st.columns([3, 1, 1], vertical_alignment="center")
-    drawn = "drawn by `python -m engine.ddpm record` when this lab was built, with these settings: press Generate to draw them here" if from_file else ""
-    note.caption(f"{settings.n} samples in {recording.seconds:.2f} s{' (' + drawn + ')' if drawn else ''}: {recording.calls:,} network calls, each on {batch}; "
+    drawn = (f"{settings.n} samples drawn by `python -m engine.ddpm record` when this lab was built, with these settings "
+             f"(press Generate to draw them here)" if from_file else f"{settings.n} samples in {recording.seconds:.2f} s")
+    note.caption(f"{drawn}: {recording.calls:,} network calls, each on {batch}; "
                  f"{settings.sampler.upper()}{f', η = {settings.eta:g}' if settings.sampler == 'ddim' else ''}, seed {settings.seed}, from {sources[st.session_state.dif_generated[0]]}. "
                  f"The player holds {len(recording.frames)} of the {settings.steps:,} steps, closer together at the end.")
     gif_button.download_button("GIF", gif, "denoising.gif", "image/gif", key="dif_download_gif", icon=":material/download:")

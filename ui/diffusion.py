@@ -134,7 +134,7 @@ def guidance_tradeoff(rows: list, real_recognised: float | None = None, height: 
         figure.add_trace(go.Scatter(x=[free[0].distance_ratio], y=[100 * free[0].recognised], mode="markers+text", text=["unconditional"],
                                     textposition="bottom center", name="unconditional", marker=dict(size=11, symbol="diamond", color=COLORS[1])))
     if real_recognised is not None:
-        figure.add_trace(go.Scatter(x=[1.0], y=[100 * real_recognised], mode="markers+text", text=["real digits"], textposition="bottom center",
+        figure.add_trace(go.Scatter(x=[1.0], y=[100 * real_recognised], mode="markers+text", text=["real digits"], textposition="bottom right",
                                     name="real digits", marker=dict(size=11, symbol="star", color=COLORS[2])))
     top = max([row.distance_ratio for row in rows] + [CLOSE_TO_REAL]) * 1.15
     figure.update_layout(title="Guidance: more digits recognised, less variety", xaxis_title="distance from real digits (× real digits' own)",
@@ -149,8 +149,7 @@ def sweep_table(rows: list) -> list[dict]:
     return [{
         "sampling": row.label,
         "recognised": f"{row.recognised:.1%}",
-        "read as the digit asked": "-" if row.as_asked is None else f"{row.as_asked:.1%}",
+        "as asked": "-" if row.as_asked is None else f"{row.as_asked:.1%}",
         "rarest digit": f"{row.rarest_digit:.1%}",
-        "distance from real digits": f"{row.distance:.1f} ({row.distance_ratio:.2f}×)",
-        "samples": row.n,
+        "distance (× real)": f"{row.distance:.1f} ({row.distance_ratio:.2f}×)",
     } for row in rows]

@@ -30,13 +30,13 @@ def show_rows(rows: list, real: dict | None, where: str) -> None:
     chart.plotly_chart(guidance_tradeoff(rows, real.get("recognised") if real else None), key=f"dif_tradeoff_{where}")
     table.dataframe(sweep_table(rows), hide_index=True)
     if real:
-        table.caption(f"Real digits, for scale: {real['n']:,} of MNIST's training digits are {real['recognised']:.1%} recognised and "
+        table.caption(f"{rows[0].n:,} samples each. Real digits, for scale: {real['n']:,} of MNIST's training digits are {real['recognised']:.1%} recognised and "
                       f"at distance {real['distance']:.1f} from the test digits (1×). Distance: the Fréchet distance between "
                       f"the classifier's hidden features of the samples and of the 10,000 test digits, FID's formula.")
     best = suggested_guidance(rows)
     if best is not None:
-        table.caption(f"Suggested guidance: **{best:g}**, the lowest that reads ≥ 95% of digits while staying within {CLOSE_TO_REAL:g}× real digits' distance "
-                      f"(or the most recognised one that stays there).")
+        table.caption(f"Suggested guidance: **{best:g}**, the lowest at which ≥ 95% of digits are recognised and read as the digit asked, "
+                      f"while staying within {CLOSE_TO_REAL:g}× real digits' distance (or the most recognised one that stays there).")
 
 
 def guidance_section(source: str, label: str, model_loader, classifier: DigitClassifier | None, data: DigitData | None) -> None:
