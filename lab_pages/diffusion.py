@@ -205,8 +205,8 @@ if sources:
         kept = st.session_state.get("dif_generated")
         if kept is not None and (kept[0] not in sources or changed_at(Path(kept[0])) != kept[1]):
             kept = None  # that model is gone or was retrained
+        bar = st.empty()  # drawn on every run, so the elements below keep their places and a rerun does not draw them twice
         if clicked or (kept is None and source == str(SHIPPED_CHECKPOINT)):  # a first visit: the shipped model's digits, seed 0
-            bar = st.empty()
             recording, gif, png, from_file = cached_recording(*asked, _progress=lambda done, total: bar.progress(
                 done / total, f"Denoising, one step at a time: step {done:,} of {total:,}"))
             bar.empty()

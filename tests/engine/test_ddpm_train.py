@@ -180,7 +180,7 @@ def test_presets():
         ({"width": 10}, r"width \(10\) times channel_mults\[0\] \(1\) is 10 channels, which is not divisible by the 4 GroupNorm groups"),
         ({"batch_size": 0}, "batch_size must be between 1"),
         ({"min_lr": 1.0}, "min_lr must be between 0 and learning_rate"),
-        ({"label_dropout": 0.0}, "needs the null label, which label_dropout 0 never trains"),
+        ({"label_dropout": 0.0, "sample_guidance": 3.0}, "needs the null label, which label_dropout 0 never trains"),
         ({"sample_steps": 2000}, "sample_steps .* must be between 1 and timesteps \\(1000\\)"),
         ({"schedule": "quadratic"}, "schedule must be one of linear, cosine"),
     ],
