@@ -304,7 +304,6 @@ def test_the_first_digits_come_from_the_recording_kept_for_these_weights(shipped
 
 def test_a_sweep_kept_in_the_card_shows_the_cost_of_guidance(tiny_run, runs_dir, tmp_path, monkeypatch):
     from engine.ddpm.quality import QualityRow, Reference, sweep_record
-    import numpy as np
 
     checkpoint = export_checkpoint(tiny_run, tmp_path / "ddpm_mnist").with_suffix("")
     rows = [QualityRow(None, 500, 0.91, None, 0.08, 30.0, 1.2, 60.0), QualityRow(1.0, 500, 0.96, 0.97, 0.09, 28.0, 1.1, 90.0),
@@ -320,7 +319,7 @@ def test_a_sweep_kept_in_the_card_shows_the_cost_of_guidance(tiny_run, runs_dir,
     assert list(table["sampling"]) == ["unconditional", "guidance 1", "guidance 3"] and list(table["recognised"]) == ["91.0%", "96.0%", "100.0%"]
     captions = texts(at, "caption")
     assert "python -m engine.ddpm sweep --record" in captions and "Suggested guidance: **1**" in captions
-    assert "500 of MNIST's training digits are 97.0% recognised" in captions and not np.isnan(rows[0].distance)
+    assert "500 of MNIST's training digits are 97.0% recognised" in captions
 
 
 @pytest.mark.data
