@@ -129,16 +129,23 @@ class TrainingState:
     started_from: dict | None = None  # the weights a fine-tuned run started from, so its resumed card still says so
 
 
-def restore_training(path: str | Path, model: UNet, ema: UNet, optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> TrainingState:
-    """Load a checkpoint into a freshly built model, EMA and optimizer, after checking that it was made for the same ones."""
-    path = find_checkpoint(path, prefer="last")
+def load_for(path: Path, model: UNet, schedule: ScheduleConfig, rule: str) -> tuple[dict, dict]:
+    """(arrays, card) of a checkpoint made for exactly this U-Net and schedule; otherwise a CheckpointError that names
+    the settings that differ, then `rule` (why they must match)."""
     arrays, card = load_checkpoint(path, KIND, check=lambda card, shapes: check_model_fits(card, shapes, path))
     unet_config, schedule_config = model_parts(card, path)
     if unet_config != model.config or schedule_config != schedule:
         raise CheckpointError(
-            f"{weights_path(path)} was trained with {settings_difference(unet_config, schedule_config, model.config, schedule)}: "
-            f"a run resumes with the model and schedule it started with. Drop those settings, or start a new run."
+            f"{weights_path(path)} was trained with {settings_difference(unet_config, schedule_config, model.config, schedule)}: {rule}"
         )
+    return arrays, card
+
+
+def restore_training(path: str | Path, model: UNet, ema: UNet, optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> TrainingState:
+    """Load a checkpoint into a freshly built model, EMA and optimizer, after checking that it was made for the same ones."""
+    path = find_checkpoint(path, prefer="last")
+    arrays, card = load_for(path, model, schedule,
+                            "a run resumes with the model and schedule it started with. Drop those settings, or start a new run.")
     if card.get("optimizer_step") is None:
         raise CheckpointError(f"{weights_path(path)} holds weights without the optimizer's state: it can be sampled from, not resumed.")
     load_parameters(model, arrays, "model", weights_path(path))
@@ -161,13 +168,7 @@ def start_from_weights(path: str | Path, model: UNet, ema: UNet, schedule: Sched
     what the new run's card says it started from.
     """
     path = find_checkpoint(path, prefer="best")
-    arrays, card = load_checkpoint(path, KIND, check=lambda card, shapes: check_model_fits(card, shapes, path))
-    unet_config, schedule_config = model_parts(card, path)
-    if unet_config != model.config or schedule_config != schedule:
-        raise CheckpointError(
-            f"{weights_path(path)} was trained with {settings_difference(unet_config, schedule_config, model.config, schedule)}: "
-            f"fine-tuning keeps the model and schedule of the weights it starts from. Drop those settings."
-        )
+    arrays, card = load_for(path, model, schedule, "fine-tuning keeps the model and schedule of the weights it starts from. Drop those settings.")
     load_parameters(model, arrays, "ema", weights_path(path))
     load_parameters(ema, arrays, "ema", weights_path(path))
     source = {"checkpoint": str(weights_path(path)), "command": card.get("command")}
