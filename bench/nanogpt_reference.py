@@ -24,7 +24,7 @@ import torch
 
 from engine.gpt.data import CharData
 from engine.gpt.model import GPT
-from engine.gpt.train import TrainConfig
+from engine.gpt.train import GPTTrainConfig
 
 
 @dataclass
@@ -36,7 +36,7 @@ class ReferenceRun:
     model: GPT | None = None
 
 
-def train_like_nanogpt(config: TrainConfig, data: CharData) -> ReferenceRun:
+def train_like_nanogpt(config: GPTTrainConfig, data: CharData) -> ReferenceRun:
     """nanoGPT's training loop with `config`'s settings, on the CPU."""
     splits = {"train": data.train.numpy().astype(np.uint16), "val": data.val.numpy().astype(np.uint16)}  # as prepare.py writes them
     block_size, batch_size = config.block_size, config.batch_size

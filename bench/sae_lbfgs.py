@@ -28,7 +28,7 @@ def baseline(patches: np.ndarray, theta: np.ndarray) -> tuple[float, float]:
     started = time.perf_counter()
     result = scipy.optimize.minimize(
         lambda t: sparse_autoencoder_cost(t, patches, config.hidden_size, config.lam, config.beta, config.rho)[:2],
-        theta, jac=True, method="L-BFGS-B", options={"maxiter": config.max_iter},
+        theta, jac=True, method="L-BFGS-B", options={"maxiter": config.max_iters},
     )
     return time.perf_counter() - started, float(result.fun)
 
@@ -40,7 +40,7 @@ def main() -> None:
     data = prepare_data(UFLDL)
     theta = initialize_parameters(UFLDL.hidden_size, UFLDL.visible_size, np.random.default_rng(UFLDL.seed))
     print(f"machine: {describe_machine()}")
-    print(f"{UFLDL.num_patches:,} patches of {UFLDL.patch_size}x{UFLDL.patch_size}, {UFLDL.hidden_size} hidden units, {UFLDL.max_iter} L-BFGS iterations")
+    print(f"{UFLDL.num_patches:,} patches of {UFLDL.patch_size}x{UFLDL.patch_size}, {UFLDL.hidden_size} hidden units, {UFLDL.max_iters} L-BFGS iterations")
     ours, theirs = [], []
     for _ in range(args.repeats):
         seconds, cost = baseline(data.patches, theta)

@@ -23,7 +23,7 @@ from engine.ddpm.recording import FIRST_SETTINGS, SHIPPED_RECORDING, load_record
 from engine.ddpm.runs import ddpm_runs_dir, list_runs, new_run_folder
 from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, generate, grid_png
 from engine.ddpm.schedule import SCHEDULES, NoiseSchedule, ScheduleConfig
-from engine.ddpm.train import PRESETS, DDPMConfig, preset_of, train
+from engine.ddpm.train import PRESETS, DDPMTrainConfig, preset_of, train
 from ui.diffusion import digit_bars, loss_curves, reverse_player, schedule_curves
 from ui.errors import show_error
 from ui.guidance import guidance_section
@@ -82,7 +82,7 @@ def cached_recording(path: str, modified: float, sampler: str, steps: int, eta: 
 
 @st.cache_data(max_entries=16, ttl=600, show_spinner="Timing a few training steps on this device…")  # the load changes: time again
 def measured_speed(config: dict) -> float:
-    return images_per_second(DDPMConfig.from_dict(config))
+    return images_per_second(DDPMTrainConfig.from_dict(config))
 
 
 def apply_preset():
@@ -284,11 +284,11 @@ st.radio("Start from", list(PRESET_LABELS), format_func=PRESET_LABELS.get, horiz
 columns = st.columns(4) + st.columns(4)
 for column, (name, (label, help_text)) in zip(columns, NUMBERS.items()):
     if name == "learning_rate":
-        column.number_input(label, step=1e-4, format="%.4g", help=help_text, **bound(f"dif_{name}", (DDPMConfig, name)))
+        column.number_input(label, step=1e-4, format="%.4g", help=help_text, **bound(f"dif_{name}", (DDPMTrainConfig, name)))
     else:
-        column.number_input(label, step=1, help=help_text, **bound(f"dif_{name}", (DDPMConfig, name)))
-columns[6].selectbox("Schedule · schedule", SCHEDULES, help="linear: DDPM's betas; cosine: Improved DDPM's.", **bound("dif_schedule", (DDPMConfig, "schedule")))
-columns[7].checkbox("Conditional · conditional", help="Also learn which digit is which, so you can ask for one and use guidance.", **bound("dif_conditional", (DDPMConfig, "conditional")))
+        column.number_input(label, step=1, help=help_text, **bound(f"dif_{name}", (DDPMTrainConfig, name)))
+columns[6].selectbox("Schedule · schedule", SCHEDULES, help="linear: DDPM's betas; cosine: Improved DDPM's.", **bound("dif_schedule", (DDPMTrainConfig, "schedule")))
+columns[7].checkbox("Conditional · conditional", help="Also learn which digit is which, so you can ask for one and use guidance.", **bound("dif_conditional", (DDPMTrainConfig, "conditional")))
 address_notes("dif")
 share_box("dif")
 config = None

@@ -20,7 +20,7 @@ from engine.gpt.runs import (
     resume_config, run_text, shipped_available, train_run,
 )
 from engine.gpt.sample import generate
-from engine.gpt.train import CPU, PRESETS, REFERENCE_VAL_LOSS, TINY, TrainConfig, preset_of
+from engine.gpt.train import CPU, PRESETS, REFERENCE_VAL_LOSS, TINY, GPTTrainConfig, preset_of
 from ui.errors import show_error
 from ui.gpt_handout import handout
 from ui.job_panel import job_panel, job_running, start_job
@@ -44,7 +44,7 @@ LABELS = {  # field -> (label, help); each label keeps the config's name, which 
     "warmup_iters": ("Warmup · warmup_iters", "Iterations of linear warmup."),
     "lr_decay_iters": ("Decay until · lr_decay_iters", "Usually max_iters."),
 }
-FIELDS = list(LABELS) + [f.name for f in fields(TrainConfig) if f.name not in LABELS and f.name != "device"]
+FIELDS = list(LABELS) + [f.name for f in fields(GPTTrainConfig) if f.name not in LABELS and f.name != "device"]
 
 
 @st.cache_resource(max_entries=4, show_spinner="Encoding the text…")
@@ -74,11 +74,11 @@ def apply_preset():
 def setting(column, name: str):
     value, (label, help_text) = getattr(CPU, name), LABELS.get(name, (name, None))
     if isinstance(value, bool):
-        column.checkbox(label, help=help_text, **bound(f"gpt_{name}", (TrainConfig, name)))
+        column.checkbox(label, help=help_text, **bound(f"gpt_{name}", (GPTTrainConfig, name)))
     elif isinstance(value, int):
-        column.number_input(label, step=1, help=help_text, **bound(f"gpt_{name}", (TrainConfig, name)))
+        column.number_input(label, step=1, help=help_text, **bound(f"gpt_{name}", (GPTTrainConfig, name)))
     else:
-        column.number_input(label, step=1e-4 if name.endswith(("lr", "rate")) else 0.01, format="%.4g", help=help_text, **bound(f"gpt_{name}", (TrainConfig, name)))
+        column.number_input(label, step=1e-4 if name.endswith(("lr", "rate")) else 0.01, format="%.4g", help=help_text, **bound(f"gpt_{name}", (GPTTrainConfig, name)))
 
 
 def generate_here(path: Path, label: str, prompt: str, count: int, temperature=0.8, top_k=200, top_p=1.0, seed=None):
@@ -182,7 +182,7 @@ address_notes("gpt")
 share_box("gpt")
 config = None
 try:
-    asked = TrainConfig.from_form({name: st.session_state[f"gpt_{name}"] for name in FIELDS}).validate()
+    asked = GPTTrainConfig.from_form({name: st.session_state[f"gpt_{name}"] for name in FIELDS}).validate()
     check_step_limit("gpt", asked.max_iters)
     config = asked
 except ConfigError as error:

@@ -14,7 +14,7 @@ from engine.sae.train import (
     UFLDL,
     UFLDL_COST_TRAINED,
     UFLDL_COST_UNTRAINED,
-    SAEConfig,
+    SAETrainConfig,
     SAEResult,
     cli_command,
     gradient_check,
@@ -34,13 +34,13 @@ UPLOAD_KINDS = "PNG, JPEG, TIFF, BMP, GIF or WebP"
 COST_SERIES = {"total cost": "cost", "reconstruction": "reconstruction", "weight decay": "weight_decay", "sparsity": "sparsity"}
 DEFAULTS = {
     "sae_hidden": UFLDL.hidden_size, "sae_rho": UFLDL.rho, "sae_beta": UFLDL.beta, "sae_lam": UFLDL.lam,
-    "sae_patches": UFLDL.num_patches, "sae_iterations": UFLDL.max_iter, "sae_seed": UFLDL.seed,
+    "sae_patches": UFLDL.num_patches, "sae_iterations": UFLDL.max_iters, "sae_seed": UFLDL.seed,
     "sae_patch_size": UFLDL.patch_size, "sae_source": UFLDL.source,
 }
 
 
 @st.cache_resource(max_entries=4, show_spinner="Whitening the images and sampling patches…")
-def cached_data(config: SAEConfig, uploads: tuple, _progress=None):
+def cached_data(config: SAETrainConfig, uploads: tuple, _progress=None):
     return prepare_data(config, list(uploads), _progress)
 
 
@@ -118,15 +118,15 @@ with st.expander("The cost being minimised"):
 
 st.subheader("Settings")
 row = st.columns(4)
-row[0].number_input("Hidden units", step=1, **bound("sae_hidden", (SAEConfig, "hidden_size")), help="How many filters to learn (UFLDL: 25).")
-row[1].number_input("ρ, target activation", step=0.01, format="%.3f", **bound("sae_rho", (SAEConfig, "rho")), help="Between 0 and 1 (UFLDL: 0.01).")
-row[2].number_input("β, sparsity weight", step=0.5, **bound("sae_beta", (SAEConfig, "beta")), help="UFLDL: 3.")
-row[3].number_input("λ, weight decay", step=1e-4, format="%.5f", **bound("sae_lam", (SAEConfig, "lam")), help="UFLDL: 0.0001.")
+row[0].number_input("Hidden units", step=1, **bound("sae_hidden", (SAETrainConfig, "hidden_size")), help="How many filters to learn (UFLDL: 25).")
+row[1].number_input("ρ, target activation", step=0.01, format="%.3f", **bound("sae_rho", (SAETrainConfig, "rho")), help="Between 0 and 1 (UFLDL: 0.01).")
+row[2].number_input("β, sparsity weight", step=0.5, **bound("sae_beta", (SAETrainConfig, "beta")), help="UFLDL: 3.")
+row[3].number_input("λ, weight decay", step=1e-4, format="%.5f", **bound("sae_lam", (SAETrainConfig, "lam")), help="UFLDL: 0.0001.")
 row = st.columns(4)
-row[0].number_input("Patches", step=1000, **bound("sae_patches", (SAEConfig, "num_patches")), help="Random training patches (UFLDL: 10,000).")
-row[1].number_input("Patch size, pixels", step=1, **bound("sae_patch_size", (SAEConfig, "patch_size")), help="Side of the square patches (UFLDL: 8).")
-row[2].number_input("L-BFGS iterations", step=50, **bound("sae_iterations", (SAEConfig, "max_iter")), help="UFLDL: 400.")
-row[3].number_input("Seed", step=1, **bound("sae_seed", (SAEConfig, "seed")), help="Chooses the patches and the initial weights.")
+row[0].number_input("Patches", step=1000, **bound("sae_patches", (SAETrainConfig, "num_patches")), help="Random training patches (UFLDL: 10,000).")
+row[1].number_input("Patch size, pixels", step=1, **bound("sae_patch_size", (SAETrainConfig, "patch_size")), help="Side of the square patches (UFLDL: 8).")
+row[2].number_input("L-BFGS iterations", step=50, **bound("sae_iterations", (SAETrainConfig, "max_iters")), help="UFLDL: 400.")
+row[3].number_input("Seed", step=1, **bound("sae_seed", (SAETrainConfig, "seed")), help="Chooses the patches and the initial weights.")
 st.radio("Images", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="sae_source")
 uploaded = []
 if st.session_state.sae_source == "upload":
@@ -140,11 +140,11 @@ share_box("sae")
 config = None
 try:
     # the engine's own checks: a seed of 1e20 or a beta of 1e308 is refused here in the config's words
-    config = SAEConfig.from_form(
+    config = SAETrainConfig.from_form(
         {"patch_size": st.session_state.sae_patch_size, "hidden_size": st.session_state.sae_hidden,
          "num_patches": st.session_state.sae_patches, "rho": st.session_state.sae_rho,
          "beta": st.session_state.sae_beta, "lam": st.session_state.sae_lam,
-         "max_iter": st.session_state.sae_iterations, "seed": st.session_state.sae_seed,
+         "max_iters": st.session_state.sae_iterations, "seed": st.session_state.sae_seed,
          "source": st.session_state.sae_source}
     ).validate()
 except ConfigError as error:

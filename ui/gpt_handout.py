@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.gpt.estimate import RunShape
-from engine.gpt.train import TrainConfig
+from engine.gpt.train import GPTTrainConfig
 
 
-def handout(config: TrainConfig, shape: RunShape, text_name: str | None) -> None:
+def handout(config: GPTTrainConfig, shape: RunShape, text_name: str | None) -> None:
     """An expander a student can read like a course handout; every number in it is the current settings'."""
     if shape.decay_mismatch:
         ends = "before the run ends: the last iterations train at min_lr" if config.lr_decay_iters < config.max_iters else (

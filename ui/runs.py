@@ -10,7 +10,8 @@ from typing import Iterable, Iterator
 import plotly.graph_objects as go
 
 from engine.gpt.runs import RunInfo, config_changes
-from engine.gpt.train import TrainConfig, get_lr
+from engine.core.lr import get_lr
+from engine.gpt.train import GPTTrainConfig
 from ui.figures import COLORS
 
 LOSS_AXIS = "loss (nats per character)"
@@ -50,13 +51,14 @@ def training_curves(rows: list[dict], title: str, reference: tuple[str, int, flo
     return _layout(figure, title, LOSS_AXIS, height)
 
 
-def lr_schedule(config: TrainConfig, now: int | None = None, height: int = 260) -> go.Figure:
+def lr_schedule(config: GPTTrainConfig, now: int | None = None, height: int = 260) -> go.Figure:
     """get_lr over the whole run, with a marker at iteration `now`."""
+    schedule = config.lr_schedule()
     count = min(config.max_iters, 400)
     steps = sorted({round(i * config.max_iters / count) for i in range(count + 1)} | {min(config.warmup_iters, config.max_iters)})
-    figure = go.Figure(go.Scatter(x=steps, y=[get_lr(it, config) for it in steps], mode="lines", name="learning rate", line=dict(color=COLORS[2])))
+    figure = go.Figure(go.Scatter(x=steps, y=[get_lr(it, schedule) for it in steps], mode="lines", name="learning rate", line=dict(color=COLORS[2])))
     if now is not None:
-        figure.add_trace(go.Scatter(x=[now], y=[get_lr(now, config)], mode="markers", marker=dict(size=10, color=COLORS[3]), name="now"))
+        figure.add_trace(go.Scatter(x=[now], y=[get_lr(now, schedule)], mode="markers", marker=dict(size=10, color=COLORS[3]), name="now"))
     figure.update_yaxes(exponentformat="e")
     figure = _layout(figure, "Learning rate: warmup, cosine decay", "learning rate", height)
     figure.update_layout(showlegend=now is not None)
@@ -79,7 +81,7 @@ def val_curves(runs: list[RunInfo], reference: tuple[str, int, float] | None = N
     return _layout(figure, "Validation loss of each run", LOSS_AXIS, height)
 
 
-def changes_text(config: TrainConfig | None) -> str:
+def changes_text(config: GPTTrainConfig | None) -> str:
     if config is None:
         return "unknown"
     return ", ".join(f"{name}={new}" for name, (_, new) in config_changes(config).items()) or "none: the CPU preset"

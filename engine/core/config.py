@@ -177,13 +177,17 @@ def check_fields(config) -> None:
         _checked(type(config), item.name, getattr(config, item.name))
 
 
-def from_dict(cls, values, what: str):
+def from_dict(cls, values, what: str, renamed: dict[str, str] | None = None):
     """A config of class `cls` from a dict (a card's JSON), each field typed and in range; unknown keys refused.
 
-    `what` names the settings in messages: "Unknown SAE settings: width."
+    `what` names the settings in messages: "Unknown SAE settings: width." `renamed` maps a field's old name to
+    its new one, so a card written before a rename still loads (a run kept on a Space's disk outlives a release).
     """
     if not isinstance(values, dict):
         raise ConfigError(f"The {what} must be a mapping of names to values, got {_shown(values)}.")
+    for old_name, new_name in (renamed or {}).items():
+        if old_name in values and new_name not in values:
+            values = {new_name if key == old_name else key: value for key, value in values.items()}
     known = {item.name for item in fields(cls)}
     unknown = sorted(key if key.isidentifier() else _shown(key) for key in map(str, values) if key not in known)
     if unknown:

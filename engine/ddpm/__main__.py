@@ -38,7 +38,7 @@ from engine.ddpm.data import load_mnist, to_unit, toy_shapes
 from engine.ddpm.quality import parse_guidances, reference, sweep, sweep_record
 from engine.ddpm.recording import FIRST_SETTINGS, SHIPPED_RECORDING, record, save_recording
 from engine.ddpm.sample import DEFAULT_GUIDANCE, SAMPLERS, SampleSettings, denoising_gif, frames, frames_to_keep, generate, grid_png, sample_labels
-from engine.ddpm.train import PRESETS, DDPMConfig, train
+from engine.ddpm.train import PRESETS, DDPMTrainConfig, train
 
 OUTPUT_KINDS = (".png", ".npy", ".gif")
 MAX_GIF_SAMPLES = 100
@@ -53,11 +53,11 @@ def mults(text: str) -> tuple[int, ...]:
 
 
 def config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --flag per DDPMConfig field; unset flags keep the preset's (or the resumed run's) value."""
+    """One --flag per DDPMTrainConfig field; unset flags keep the preset's (or the resumed run's) value."""
     group = parser.add_argument_group("settings", "each overrides the preset's value, or the resumed run's")
-    for field in fields(DDPMConfig):
+    for field in fields(DDPMTrainConfig):
         flag = "--" + field.name.replace("_", "-")
-        example = getattr(DDPMConfig(), field.name)
+        example = getattr(DDPMTrainConfig(), field.name)
         presets = ", ".join(f"{name}: {getattr(preset, field.name)}" for name, preset in PRESETS.items())
         if isinstance(example, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=presets)
@@ -67,14 +67,14 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=type(example), default=None, metavar=type(example).__name__.upper(), help=presets)
 
 
-def base_config(args: argparse.Namespace) -> DDPMConfig:
+def base_config(args: argparse.Namespace) -> DDPMTrainConfig:
     """A preset's settings, or those of the run to resume or of the weights to fine-tune (their model must match)."""
     start = args.resume or (args.init_from if not args.preset else None)
     if start is None:
         return PRESETS[args.preset or "cpu"]
     card = read_card(readable_checkpoint(start, prefer="last" if args.resume else "best"))
     try:
-        return DDPMConfig.from_dict(card["config"])
+        return DDPMTrainConfig.from_dict(card["config"])
     except (KeyError, TypeError, ConfigError) as error:
         raise CheckpointError(f"The checkpoint at {start} has no usable training settings ({error}).") from None
 
@@ -124,7 +124,7 @@ class RunFolderReporter(ConsoleReporter):
 
 
 def run_train(args: argparse.Namespace, command: str) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(DDPMConfig) if getattr(args, f.name) is not None}
+    overrides = {f.name: getattr(args, f.name) for f in fields(DDPMTrainConfig) if getattr(args, f.name) is not None}
     config = replace(base_config(args), **overrides).validate()
     preset = args.preset or (None if args.resume or args.init_from else "cpu")
     if args.resume:

@@ -15,21 +15,21 @@ import numpy as np
 
 from engine.core.jobs import SilentReporter
 from engine.ddpm.data import toy_shapes
-from engine.ddpm.train import DDPMConfig, steps_per_epoch, train
+from engine.ddpm.train import DDPMTrainConfig, steps_per_epoch, train
 
 
-def images_per_second(config: DDPMConfig, steps: int = 4) -> float:
+def images_per_second(config: DDPMTrainConfig, steps: int = 4) -> float:
     """Training images per second for `config`'s network and batch on this device, as the engine's loop reports it:
     a few steps of the real loop on stand-in shapes (the speed does not depend on what the digits look like)."""
     batch = min(config.batch_size, 512)
-    probe = replace(config, epochs=1, train_images=0, batch_size=batch, log_interval=1, val_images=1, sample_count=0, warmup_steps=0)
+    probe = replace(config, epochs=1, train_images=0, batch_size=batch, log_interval=1, val_images=1, sample_count=0, warmup_iters=0)
     report = SilentReporter(stop_after=steps)
     train(probe, toy_shapes(max(batch * (steps + 1), 20)), report)
     speeds = [row["images_per_s"] for row in report.metrics if "images_per_s" in row][1:]  # the first step warms up
     return float(np.median(speeds)) if speeds else float("nan")
 
 
-def training_seconds(config: DDPMConfig, images: int, images_per_s: float) -> float:
+def training_seconds(config: DDPMTrainConfig, images: int, images_per_s: float) -> float:
     """The steps of a run at the measured speed, plus each epoch's evaluation and grid, counted roughly as 3% more."""
     steps = config.epochs * steps_per_epoch(config, images)
     return 1.03 * steps * min(config.batch_size, images) / images_per_s
@@ -40,7 +40,7 @@ SHAPE = ("width", "channel_mults", "depth", "attention", "heads", "groups", "con
          "val_images", "sample_count", "sample_steps")
 
 
-def recorded_speed(config: DDPMConfig, runs: Sequence) -> tuple[float, str] | None:
+def recorded_speed(config: DDPMTrainConfig, runs: Sequence) -> tuple[float, str] | None:
     """(images per second over a whole run, that run's name) for the newest run of the same shape that took steps."""
     for run in runs:
         if run.config is None or not run.steps or not run.seconds or run.seconds <= 0:
@@ -50,7 +50,7 @@ def recorded_speed(config: DDPMConfig, runs: Sequence) -> tuple[float, str] | No
     return None
 
 
-def estimated_seconds(config: DDPMConfig, images: int, probed_images_per_s: float, runs: Sequence = ()) -> tuple[float, str]:
+def estimated_seconds(config: DDPMTrainConfig, images: int, probed_images_per_s: float, runs: Sequence = ()) -> tuple[float, str]:
     """(seconds, where the figure comes from): a recorded run's pace when there is one, else the probe's."""
     recorded = recorded_speed(config, runs)
     steps = config.epochs * steps_per_epoch(config, images)

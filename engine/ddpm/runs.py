@@ -15,7 +15,7 @@ from engine.core.checkpoints import card_path, read_card
 from engine.core.errors import LabError
 from engine.core.runs import RunList, mapping, number, whole
 from engine.ddpm.checkpoint import last_in
-from engine.ddpm.train import DDPMConfig
+from engine.ddpm.train import DDPMTrainConfig
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class DDPMRun:
 
     name: str
     folder: Path
-    config: DDPMConfig | None
+    config: DDPMTrainConfig | None
     epoch: float  # how far it got, in epochs
     steps: int | None
     resumable: bool  # its last checkpoint kept Adam's moments
@@ -47,7 +47,7 @@ def read_run(folder: Path) -> DDPMRun | None:
     card = read_card(last_in(folder))  # a CheckpointError here skips the folder with a note
     metrics = mapping(card.get("metrics"))
     try:
-        config = DDPMConfig.from_dict(mapping(card.get("config"))).validate()
+        config = DDPMTrainConfig.from_dict(mapping(card.get("config"))).validate()
     except (TypeError, ValueError, LabError):
         config = None
     return DDPMRun(

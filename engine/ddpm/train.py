@@ -40,6 +40,7 @@ from engine.core.device import autocast_dtype, seed_everything
 from engine.core.distributed import join, world_from_environment
 from engine.core.errors import ConfigError, DataError
 from engine.core.jobs import Reporter, StopDeadline
+from engine.core.lr import LRSchedule, get_lr
 from engine.ddpm.checkpoint import best_in, last_in, restore_training, save_training, start_from_weights
 from engine.ddpm.data import CLASSES, DigitData, batch_images
 from engine.ddpm.sample import DEFAULT_GUIDANCE, SampleSettings, generate
@@ -53,7 +54,7 @@ MAX_TRAIN_IMAGES = 10_000_000
 
 
 @dataclass(frozen=True)
-class DDPMConfig:
+class DDPMTrainConfig:
     # the U-Net (see unet.UNetConfig, which checks these ranges)
     width: int = field(default=16, metadata=same_spec(UNetConfig, "width"))  # channels at 28x28; 32 at 14x14, 64 at 7x7 with channel_mults (1, 2, 4): 0.65 M parameters
     channel_mults: tuple[int, ...] = (1, 2, 4)  # the width goes where pixels are few, and arithmetic cheap
@@ -73,7 +74,7 @@ class DDPMConfig:
     # a step's whole batch, which torchrun's processes share (each trains on batch_size / processes of its images)
     batch_size: int = field(default=64, metadata=spec(1, MAX_BATCH_SIZE))  # half DDPM's 128: on a CPU, twice the steps for the same time learn faster
     learning_rate: float = field(default=2e-3, metadata=spec(0, 1, above=True))  # ten times DDPM's 2e-4: a small U-Net trained for minutes, not days
-    warmup_steps: int = field(default=100, metadata=spec(0, MAX_STEPS))
+    warmup_iters: int = field(default=100, metadata=spec(0, MAX_STEPS))
     decay_lr: bool = True  # cosine decay to min_lr over the run
     min_lr: float = field(default=2e-4, metadata=spec(0, 1))
     ema_decay: float = field(default=0.999, metadata=spec(0, 1, below=True))  # DDPM's 0.9999 averages over ~10k steps, longer than a CPU run
@@ -105,7 +106,11 @@ class DDPMConfig:
     def schedule_config(self) -> ScheduleConfig:
         return ScheduleConfig(timesteps=self.timesteps, schedule=self.schedule, beta_start=self.beta_start, beta_end=self.beta_end)
 
-    def validate(self) -> "DDPMConfig":
+    def lr_schedule(self, total_iters: int) -> LRSchedule:
+        """The schedule over a run of `total_iters` steps (epochs times the steps in an epoch of its images)."""
+        return LRSchedule(self.learning_rate, self.min_lr, self.warmup_iters, total_iters, self.decay_lr)
+
+    def validate(self) -> "DDPMTrainConfig":
         def require(ok: bool, message: str):
             if not ok:
                 raise ConfigError(message)
@@ -125,18 +130,18 @@ class DDPMConfig:
         return self
 
     @classmethod
-    def from_dict(cls, values: dict) -> "DDPMConfig":
-        return from_dict(cls, values, "DDPM training settings")
+    def from_dict(cls, values: dict) -> "DDPMTrainConfig":
+        return from_dict(cls, values, "DDPM training settings", renamed={"warmup_steps": "warmup_iters"})
 
     @classmethod
-    def from_form(cls, values: dict) -> "DDPMConfig":
+    def from_form(cls, values: dict) -> "DDPMTrainConfig":
         """From a page's number inputs, which may hand back 64.0 for 64."""
         return from_form(cls, values, "DDPM training settings")
 
 
 # Where the shipped checkpoint began (its card's started_from; then fine-tuned with --init-from): the defaults above, on all 60,000 training digits: 4,685 steps,
 # about 42 minutes on one thread of this lab's CPU (119 images/s, bench/ddpm_speed.py).
-CPU = DDPMConfig()
+CPU = DDPMTrainConfig()
 
 # A first look: 936 steps on the first 20,000 digits, a grid every 312 steps; 9.4 minutes on one CPU thread.
 # Measured: of 200 digits drawn with DDIM (50 steps, guidance 3), 97.5% recognised by the classifier with
@@ -145,7 +150,7 @@ QUICK = replace(
     CPU,
     epochs=3,
     train_images=20_000,
-    warmup_steps=50,
+    warmup_iters=50,
     ema_decay=0.995,  # a short run: average over its last ~200 steps
     sample_count=20,
     sample_steps=25,
@@ -161,7 +166,7 @@ TINY = replace(
     epochs=2,
     batch_size=32,
     train_images=256,
-    warmup_steps=5,
+    warmup_iters=5,
     learning_rate=3e-3,
     min_lr=3e-4,
     ema_decay=0.9,
@@ -174,7 +179,7 @@ TINY = replace(
 PRESETS = {"cpu": CPU, "quick": QUICK, "tiny": TINY}
 
 
-def preset_of(config: DDPMConfig) -> str | None:
+def preset_of(config: DDPMTrainConfig) -> str | None:
     """The preset's name if `config` is one, setting aside where it runs."""
     for name, preset in PRESETS.items():
         if replace(config, device=preset.device, seed=preset.seed) == preset:
@@ -182,24 +187,12 @@ def preset_of(config: DDPMConfig) -> str | None:
     return None
 
 
-def steps_per_epoch(config: DDPMConfig, images: int) -> int:
+def steps_per_epoch(config: DDPMTrainConfig, images: int) -> int:
     """Full batches per pass over the images; a remainder smaller than a batch waits for the next epoch's shuffle."""
     return max(images // min(config.batch_size, images), 1)
 
 
-def get_lr(step: int, total_steps: int, config: DDPMConfig) -> float:
-    """The learning rate at `step`: linear warmup, then cosine decay to min_lr at total_steps (nanoGPT's get_lr)."""
-    if step < config.warmup_steps:
-        return config.learning_rate * (step + 1) / (config.warmup_steps + 1)
-    if not config.decay_lr:
-        return config.learning_rate
-    if step >= total_steps:
-        return config.min_lr
-    ratio = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1)
-    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (config.learning_rate - config.min_lr)
-
-
-def ema_decay_at(step: int, config: DDPMConfig) -> float:
+def ema_decay_at(step: int, config: DDPMTrainConfig) -> float:
     """The EMA's decay grows as (1 + n) / (10 + n) up to ema_decay, so the average is not stuck on the random start."""
     return min(config.ema_decay, (1 + step) / (10 + step))
 
@@ -210,7 +203,7 @@ def update_ema(ema: UNet, model: UNet, decay: float) -> None:
         averaged.lerp_(current, 1.0 - decay)  # averaged = decay * averaged + (1 - decay) * current
 
 
-def training_images(config: DDPMConfig, data: DigitData) -> tuple[torch.Tensor, torch.Tensor]:
+def training_images(config: DDPMTrainConfig, data: DigitData) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = data.train_images, data.train_labels
     if config.train_images:
         if config.train_images > len(images):
@@ -226,7 +219,7 @@ def training_images(config: DDPMConfig, data: DigitData) -> tuple[torch.Tensor, 
 class Validation:
     """The EMA's loss on fixed test images, each with its own fixed t, noise and (true) label, so epochs compare fairly."""
 
-    def __init__(self, config: DDPMConfig, data: DigitData, schedule: NoiseSchedule):
+    def __init__(self, config: DDPMTrainConfig, data: DigitData, schedule: NoiseSchedule):
         count = min(config.val_images, len(data.test_images))
         if count == 0:
             raise DataError(f"{data.name} has no test images to validate on.")
@@ -256,7 +249,7 @@ class Validation:
         return total / self.noise.numel()
 
 
-def sample_grid(ema: UNet, schedule: NoiseSchedule, config: DDPMConfig, device, deadline: StopDeadline | None = None) -> np.ndarray | None:
+def sample_grid(ema: UNet, schedule: NoiseSchedule, config: DDPMTrainConfig, device, deadline: StopDeadline | None = None) -> np.ndarray | None:
     """The same noise every epoch (seeded), so a person sees the same digits sharpen: (sample_count, 28, 28) in [0, 1];
     None when a stop's deadline passed first."""
     guidance = config.sample_guidance if config.conditional else 1.0
@@ -271,7 +264,7 @@ def sample_grid(ema: UNet, schedule: NoiseSchedule, config: DDPMConfig, device, 
     return images
 
 
-def card_for(config: DDPMConfig, data: DigitData, images: int, metrics: dict, command: str, started_from: dict | None = None) -> dict:
+def card_for(config: DDPMTrainConfig, data: DigitData, images: int, metrics: dict, command: str, started_from: dict | None = None) -> dict:
     """What a checkpoint's card says about its training; checkpoint.py adds the model's part."""
     lineage = {"started_from": started_from} if started_from else {}
     return {
@@ -287,7 +280,7 @@ def card_for(config: DDPMConfig, data: DigitData, images: int, metrics: dict, co
 
 @dataclass(frozen=True)
 class DDPMResult:
-    config: DDPMConfig
+    config: DDPMTrainConfig
     model: UNet  # the EMA weights at the end, in eval mode: what to sample from
     schedule: NoiseSchedule
     steps: int  # optimizer steps taken, including those of the run it resumed
@@ -302,7 +295,7 @@ class DDPMResult:
 
 
 def train(
-    config: DDPMConfig,
+    config: DDPMTrainConfig,
     data: DigitData,
     report: Reporter,
     out: str | Path | None = None,
@@ -341,6 +334,7 @@ def train(
     validation = Validation(config, data, schedule)
     per_epoch = steps_per_epoch(config, len(images))
     total_steps = config.epochs * per_epoch
+    lr_schedule = config.lr_schedule(total_steps)
     if resume is not None and step >= total_steps:
         raise ConfigError(
             f"The run to resume is already at step {step:,} (epoch {step / per_epoch:.2f}); ask for more than "
@@ -363,7 +357,7 @@ def train(
     deadline = StopDeadline(report)
     deadline.phase("training")
     while True:
-        lr = get_lr(step, total_steps, config)
+        lr = get_lr(step, lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
 

@@ -29,15 +29,15 @@ from engine.gpt.checkpoint import checkpoint_in, find_checkpoint, load_model
 from engine.gpt.data import load_shakespeare, prepare_text, read_text_file
 from engine.gpt.runs import SHIPPED_CHECKPOINT, export_checkpoint, gpt_runs_dir
 from engine.gpt.sample import generate
-from engine.gpt.train import PRESETS, REFERENCE_VAL_LOSS, TrainConfig, train
+from engine.gpt.train import PRESETS, REFERENCE_VAL_LOSS, GPTTrainConfig, train
 
 
 def config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --flag per TrainConfig field; unset flags keep the preset's (or the resumed run's) value."""
+    """One --flag per GPTTrainConfig field; unset flags keep the preset's (or the resumed run's) value."""
     group = parser.add_argument_group("settings", "each overrides the preset's value, or the resumed run's")
-    for field in fields(TrainConfig):
+    for field in fields(GPTTrainConfig):
         flag = "--" + field.name.replace("_", "-")
-        example = getattr(TrainConfig(), field.name)
+        example = getattr(GPTTrainConfig(), field.name)
         presets = ", ".join(f"{name}: {getattr(preset, field.name)}" for name, preset in PRESETS.items())
         if isinstance(example, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=presets)
@@ -45,12 +45,12 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=type(example), default=None, metavar=type(example).__name__.upper(), help=presets)
 
 
-def base_config(args: argparse.Namespace) -> TrainConfig:
+def base_config(args: argparse.Namespace) -> GPTTrainConfig:
     if args.resume is None:
         return PRESETS[args.preset or "cpu"]
     card = read_card(readable_checkpoint(args.resume))
     try:
-        return TrainConfig.from_dict(card["config"])
+        return GPTTrainConfig.from_dict(card["config"])
     except (KeyError, TypeError, ConfigError) as error:
         raise CheckpointError(f"The checkpoint at {args.resume} has no usable training settings ({error}).") from None
 
@@ -84,7 +84,7 @@ def stop_on_ctrl_c(reporter: ConsoleReporter, again_interrupts: bool = True):
 
 
 def run_train(args: argparse.Namespace, command: str) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    overrides = {f.name: getattr(args, f.name) for f in fields(GPTTrainConfig) if getattr(args, f.name) is not None}
     config = replace(base_config(args), **overrides).validate()
     out = args.out or (find_checkpoint(args.resume).parent if args.resume else gpt_runs_dir() / (args.preset or "cpu"))
     check_writable(weights_path(checkpoint_in(out)))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.gpt.model import GPT
-from engine.gpt.train import TrainConfig
+from engine.gpt.train import GPTTrainConfig
 
 BYTES_PER_PARAMETER = 16  # float32 weight, its gradient and AdamW's two moments
 
@@ -30,7 +30,7 @@ class ParamCount:
     total: int
 
 
-def count_params(config: TrainConfig, vocab_size: int) -> ParamCount:
+def count_params(config: GPTTrainConfig, vocab_size: int) -> ParamCount:
     """The parameters of `config`'s model without building it (GPT.get_num_params, by formula)."""
     d, L = config.n_embd, config.n_layer
     bias = 1 if config.bias else 0
@@ -47,7 +47,7 @@ def count_params(config: TrainConfig, vocab_size: int) -> ParamCount:
     return ParamCount(non_embedding=total - config.block_size * d, total=total)
 
 
-def flops_per_iter(config: TrainConfig, vocab_size: int) -> float:
+def flops_per_iter(config: GPTTrainConfig, vocab_size: int) -> float:
     """Forward and backward FLOPs of one training iteration (nanoGPT's estimate_mfu)."""
     N = count_params(config, vocab_size).non_embedding
     L, H, Q, T = config.n_layer, config.n_head, config.n_embd // config.n_head, config.block_size
@@ -65,7 +65,7 @@ class MemoryEstimate:
         return self.parameters + self.activations
 
 
-def estimate_memory(config: TrainConfig, vocab_size: int, bytes_per_value: int = 4) -> MemoryEstimate:
+def estimate_memory(config: GPTTrainConfig, vocab_size: int, bytes_per_value: int = 4) -> MemoryEstimate:
     """Training memory, roughly: 16 bytes per parameter plus reference 2's activations (float32 unless told)."""
     s, b, h, a = config.block_size, config.batch_size, config.n_embd, config.n_head
     scale = bytes_per_value / 2  # reference 2 counts 16-bit values
@@ -90,7 +90,7 @@ class RunShape:
     decay_mismatch: bool  # lr_decay_iters is not max_iters: the schedule ends early or is cut off
 
 
-def run_shape(config: TrainConfig, train_characters: int | None) -> RunShape:
+def run_shape(config: GPTTrainConfig, train_characters: int | None) -> RunShape:
     per_epoch = train_characters / config.tokens_per_iter if train_characters else None
     return RunShape(
         tokens_per_iter=config.tokens_per_iter,
@@ -102,7 +102,7 @@ def run_shape(config: TrainConfig, train_characters: int | None) -> RunShape:
     )
 
 
-def eta_seconds(config: TrainConfig, ms_per_iter: float, from_iter: int = 0) -> float:
+def eta_seconds(config: GPTTrainConfig, ms_per_iter: float, from_iter: int = 0) -> float:
     """Time for the iterations left plus the evaluations, from a training step's time.
 
     An evaluation runs eval_iters forward passes on each split; a forward pass is about a third of
@@ -114,7 +114,7 @@ def eta_seconds(config: TrainConfig, ms_per_iter: float, from_iter: int = 0) -> 
     return (iterations * ms_per_iter + eval_ms) / 1000
 
 
-def time_iterations(config: TrainConfig, vocab_size: int, steps: int = 3, device="cpu") -> float:
+def time_iterations(config: GPTTrainConfig, vocab_size: int, steps: int = 3, device="cpu") -> float:
     """Milliseconds per training iteration of `config`'s model, measured: one warm-up step, then `steps` timed.
 
     Random tokens stand in for the text: the time does not depend on which characters they are.
@@ -152,11 +152,11 @@ class StepTime:
     ms_per_gflop: float
 
     @classmethod
-    def fit(cls, small: tuple[TrainConfig, float], large: tuple[TrainConfig, float], vocab_size: int = 65) -> "StepTime":
+    def fit(cls, small: tuple[GPTTrainConfig, float], large: tuple[GPTTrainConfig, float], vocab_size: int = 65) -> "StepTime":
         (a, a_ms), (b, b_ms) = small, large
         a_gflop, b_gflop = flops_per_iter(a, vocab_size) / 1e9, flops_per_iter(b, vocab_size) / 1e9
         slope = max((b_ms - a_ms) / (b_gflop - a_gflop), 0.0) if b_gflop > a_gflop else b_ms / b_gflop
         return cls(overhead_ms=max(a_ms - slope * a_gflop, 0.0), ms_per_gflop=slope)
 
-    def ms_per_iter(self, config: TrainConfig, vocab_size: int) -> float:
+    def ms_per_iter(self, config: GPTTrainConfig, vocab_size: int) -> float:
         return self.overhead_ms + self.ms_per_gflop * flops_per_iter(config, vocab_size) / 1e9

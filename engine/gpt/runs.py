@@ -31,7 +31,7 @@ from engine.core.runs import HISTORY_FILE, RUN_FILE, RunList, RunRecorder, mappi
 from engine.gpt.checkpoint import KIND, checkpoint_in, find_checkpoint
 from engine.gpt.data import CharData, load_shakespeare, prepare_text, read_text_file
 from engine.gpt.estimate import ParamCount, StepTime
-from engine.gpt.train import CPU, GPTResult, TrainConfig, train
+from engine.gpt.train import CPU, GPTResult, GPTTrainConfig, train
 
 SHIPPED_CHECKPOINT = SHIPPED_DIR / "gpt_shakespeare"  # gpt_shakespeare.safetensors and .json
 SHAKESPEARE = "tiny Shakespeare"  # the data name train.py's card records for it
@@ -50,7 +50,7 @@ def new_run_folder(label: str, owner: str = "") -> Path:
 
 
 def train_run(
-    config: TrainConfig, data: CharData, report: Reporter, folder: Path, text: str | None = None, resume: bool = False, command: str = ""
+    config: GPTTrainConfig, data: CharData, report: Reporter, folder: Path, text: str | None = None, resume: bool = False, command: str = ""
 ) -> GPTResult:
     """train() into a run folder, recording its history and state; `resume` continues the folder's checkpoint.
 
@@ -113,7 +113,7 @@ class RunInfo:
 
     name: str
     folder: Path
-    config: TrainConfig | None
+    config: GPTTrainConfig | None
     data_name: str
     state: str  # running, done, stopped, failed; "saved" for a folder that has only a checkpoint (the CLI's)
     best_val_loss: float | None  # nats per character
@@ -152,7 +152,7 @@ def read_run(folder: Path) -> RunInfo | None:
         return None
     metrics, params = mapping(card.get("metrics")), mapping(card.get("params"))
     try:
-        config = TrainConfig.from_dict(mapping(info.get("config")) or mapping(card.get("config"))).validate()
+        config = GPTTrainConfig.from_dict(mapping(info.get("config")) or mapping(card.get("config"))).validate()
     except (TypeError, ValueError, LabError):
         config = None
     has_checkpoint = bool(card) and error is None and weights_path(checkpoint_in(folder)).exists()
@@ -217,7 +217,7 @@ def run_text(run: RunInfo) -> CharData:
     return prepare_text(read_text_file(kept), run.data_name)
 
 
-def cli_command(config: TrainConfig, folder: Path, text_file: Path | None = None) -> str:
+def cli_command(config: GPTTrainConfig, folder: Path, text_file: Path | None = None) -> str:
     """The shell command that trains the same run with the CLI."""
     parts = ["python -m engine.gpt train --preset cpu"]
     for name, (_, value) in config_changes(config).items():
@@ -229,16 +229,16 @@ def cli_command(config: TrainConfig, folder: Path, text_file: Path | None = None
     return " ".join(parts)
 
 
-def config_changes(config: TrainConfig, base: TrainConfig = CPU) -> dict[str, tuple[Any, Any]]:
+def config_changes(config: GPTTrainConfig, base: GPTTrainConfig = CPU) -> dict[str, tuple[Any, Any]]:
     """Settings where `config` differs from `base` (nanoGPT's CPU recipe): name -> (base's value, config's value)."""
     return {
         f.name: (getattr(base, f.name), getattr(config, f.name))
-        for f in fields(TrainConfig)
+        for f in fields(GPTTrainConfig)
         if f.name not in NOT_COMPARED and getattr(base, f.name) != getattr(config, f.name)
     }
 
 
-def measured_ms_per_iter(config: TrainConfig, device: str, runs: list[RunInfo]) -> tuple[float, str] | None:
+def measured_ms_per_iter(config: GPTTrainConfig, device: str, runs: list[RunInfo]) -> tuple[float, str] | None:
     """The median time per iteration recorded by runs of the same shape on the same kind of device: (ms, run name)."""
     for run in runs:
         if run.config is None or run.device != device or any(getattr(run.config, k) != getattr(config, k) for k in SHAPE):
@@ -266,14 +266,14 @@ def shipped_available() -> bool:
     return weights_path(SHIPPED_CHECKPOINT).exists() and card_path(SHIPPED_CHECKPOINT).exists()
 
 
-def resume_config(run: RunInfo, max_iters: int) -> TrainConfig:
+def resume_config(run: RunInfo, max_iters: int) -> GPTTrainConfig:
     """The run's own settings with a new end; a run resumes with the model it started with."""
     if run.config is None:
         raise CheckpointError(f"{run.name} has no usable training settings, so it cannot be resumed.")
     return replace(run.config, max_iters=max_iters).validate()
 
 
-def iteration_ms(config: TrainConfig, vocab_size: int, device: str, runs: list[RunInfo], fitted: StepTime, timed: float | None = None) -> tuple[float, str]:
+def iteration_ms(config: GPTTrainConfig, vocab_size: int, device: str, runs: list[RunInfo], fitted: StepTime, timed: float | None = None) -> tuple[float, str]:
     """The best time per iteration at hand for `config` on `device`, and where it comes from, in words.
 
     In order: timed just now for these settings; recorded by a run of the same shape on this kind of device;

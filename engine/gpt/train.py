@@ -29,6 +29,7 @@ from engine.core.device import autocast_dtype, seed_everything
 from engine.core.distributed import join, world_from_environment
 from engine.core.errors import ConfigError
 from engine.core.jobs import Reporter, StopDeadline
+from engine.core.lr import LRSchedule, get_lr
 from engine.gpt.checkpoint import checkpoint_in, restore_training, save_training
 from engine.gpt.data import CharData, CharTokenizer, get_batch
 from engine.gpt.model import GPT, GPTConfig
@@ -42,7 +43,7 @@ MAX_WEIGHT_DECAY = 1.0  # AdamW scales each matrix by 1 - learning_rate * weight
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class GPTTrainConfig:
     # model (see model.GPTConfig, which checks these ranges); the vocabulary size comes from the data
     n_layer: int = field(default=6, metadata=same_spec(GPTConfig, "n_layer"))
     n_head: int = field(default=6, metadata=same_spec(GPTConfig, "n_head"))
@@ -91,7 +92,7 @@ class TrainConfig:
     def tokens_per_iter(self) -> int:
         return self.gradient_accumulation_steps * self.batch_size * self.block_size
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> "GPTTrainConfig":
         check_fields(self)
         self.model_config(vocab_size=2).validate()
         if not self.min_lr <= self.learning_rate:
@@ -102,19 +103,22 @@ class TrainConfig:
             )
         return self
 
+    def lr_schedule(self) -> LRSchedule:
+        return LRSchedule(self.learning_rate, self.min_lr, self.warmup_iters, self.lr_decay_iters, self.decay_lr)
+
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> "GPTTrainConfig":
         return from_dict(cls, values, "GPT training settings")
 
     @classmethod
-    def from_form(cls, values: dict) -> "TrainConfig":
+    def from_form(cls, values: dict) -> "GPTTrainConfig":
         """From a page's number inputs, which may hand back 64.0 for 64."""
         return from_form(cls, values, "GPT training settings")
 
 
 # nanoGPT's config/train_shakespeare_char.py, which the defaults above are.
 # Reaches val loss 1.4697 in about 3 minutes on one A100 (nanoGPT's README).
-GPU = TrainConfig()
+GPU = GPTTrainConfig()
 
 # nanoGPT README's settings for a CPU ("I only have a macbook"); val loss 1.8857 at iter 2000.
 CPU = replace(
@@ -153,25 +157,12 @@ PRESETS = {"cpu": CPU, "gpu": GPU, "tiny": TINY}
 REFERENCE_VAL_LOSS = {"cpu": 1.8857, "gpu": 1.4697}  # nanoGPT's figures for its two Shakespeare recipes
 
 
-def preset_of(config: TrainConfig) -> str | None:
+def preset_of(config: GPTTrainConfig) -> str | None:
     """The preset's name if `config` is one, setting aside where it runs."""
     for name, preset in PRESETS.items():
         if replace(config, device=preset.device, compile=preset.compile, seed=preset.seed) == preset:
             return name
     return None
-
-
-def get_lr(it: int, config: TrainConfig) -> float:
-    """The learning rate at iteration `it`: linear warmup, cosine decay to min_lr, then min_lr (nanoGPT)."""
-    if not config.decay_lr:
-        return config.learning_rate
-    if it < config.warmup_iters:
-        return config.learning_rate * (it + 1) / (config.warmup_iters + 1)
-    if it > config.lr_decay_iters:
-        return config.min_lr
-    decay_ratio = (it - config.warmup_iters) / (config.lr_decay_iters - config.warmup_iters)
-    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))  # from 1 down to 0
-    return config.min_lr + coeff * (config.learning_rate - config.min_lr)
 
 
 class StepAbandoned(Exception):
@@ -196,7 +187,7 @@ def abandon_on_deadline(model: GPT, deadline: StopDeadline) -> list:
 
 
 @torch.no_grad()
-def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast, batches: torch.Generator,
+def estimate_loss(model, data: CharData, config: GPTTrainConfig, device, autocast, batches: torch.Generator,
                   deadline: StopDeadline | None = None) -> dict[str, float] | None:
     """Mean loss over eval_iters batches of each split drawn from `batches`, in nats per character;
     None when a stop's deadline passed before it was done."""
@@ -224,7 +215,7 @@ def estimate_loss(model, data: CharData, config: TrainConfig, device, autocast, 
     return losses
 
 
-def skip_evaluation_batches(data: CharData, config: TrainConfig, batches: torch.Generator) -> None:
+def skip_evaluation_batches(data: CharData, config: GPTTrainConfig, batches: torch.Generator) -> None:
     """Draw what estimate_loss draws, without the model: a rank that does not evaluate keeps its batch stream
     in step with rank 0's."""
     for split in (data.train, data.val):
@@ -255,7 +246,7 @@ def split_loss(model: GPT, split: torch.Tensor, batch_size: int = 64, device=Non
     return total / usable
 
 
-def sample_text(model: GPT, data: CharData, config: TrainConfig, deadline: StopDeadline | None = None) -> str | None:
+def sample_text(model: GPT, data: CharData, config: GPTTrainConfig, deadline: StopDeadline | None = None) -> str | None:
     """What the model writes from an empty prompt; None when a stop's deadline passed while it wrote."""
     characters = []
     try:
@@ -274,7 +265,7 @@ def copy_weights(model: GPT) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
 
 
-def card_for(config: TrainConfig, data: CharData, metrics: dict, command: str) -> dict:
+def card_for(config: GPTTrainConfig, data: CharData, metrics: dict, command: str) -> dict:
     """What a checkpoint's card says about its training; checkpoint.py adds the model's part."""
     preset = preset_of(config)
     return {
@@ -290,7 +281,7 @@ def card_for(config: TrainConfig, data: CharData, metrics: dict, command: str) -
 
 @dataclass(frozen=True)
 class GPTResult:
-    config: TrainConfig
+    config: GPTTrainConfig
     model: GPT  # with the best validation loss's weights, in eval mode
     tokenizer: CharTokenizer
     best_val_loss: float
@@ -302,7 +293,7 @@ class GPTResult:
 
 
 def train(
-    config: TrainConfig,
+    config: GPTTrainConfig,
     data: CharData,
     report: Reporter,
     out: str | Path | None = None,
@@ -325,6 +316,7 @@ def train(
 
     raw_model = GPT(config.model_config(data.tokenizer.vocab_size)).to(device)
     optimizer = raw_model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2), device.type)
+    lr_schedule = config.lr_schedule()
     iter_num, best_val_loss, best_iter, seconds_before = 0, math.inf, 0, 0.0
     if resume is not None:
         state = restore_training(resume, raw_model, optimizer, data)
@@ -367,7 +359,7 @@ def train(
     stream_before_batch = batches.get_state()
     X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)
     while True:
-        lr = get_lr(iter_num, config)
+        lr = get_lr(iter_num, lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
 

@@ -13,7 +13,7 @@ from engine.core.files import check_writable, read_bounded
 from engine.core.grids import png_bytes, tile_images, upscale
 from engine.core.jobs import ConsoleReporter
 from engine.sae.images import MAX_UPLOAD_BYTES, SOURCES
-from engine.sae.train import UFLDL, UFLDL_COST_TRAINED, SAEConfig, gradient_check, prepare_data, save_result, train
+from engine.sae.train import UFLDL, UFLDL_COST_TRAINED, SAETrainConfig, gradient_check, prepare_data, save_result, train
 
 
 def config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,15 +29,15 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=path_argument, help="a folder holding natural_images/ (looked in before DLLAB_DATA_DIR)")
 
 
-def config_from(args: argparse.Namespace, max_iter: int = UFLDL.max_iter) -> SAEConfig:
-    return SAEConfig(
+def config_from(args: argparse.Namespace, max_iters: int = UFLDL.max_iters) -> SAETrainConfig:
+    return SAETrainConfig(
         patch_size=args.patch_size,
         hidden_size=args.hidden,
         num_patches=args.patches,
         rho=args.rho,
         beta=args.beta,
         lam=args.lam,
-        max_iter=max_iter,
+        max_iters=max_iters,
         seed=args.seed,
         source=args.source,
     ).validate()
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser = commands.add_parser("train", help="train with L-BFGS and save a checkpoint")
     config_arguments(train_parser)
-    train_parser.add_argument("--iterations", type=int, default=UFLDL.max_iter, help="L-BFGS iterations (default %(default)s)")
+    train_parser.add_argument("--iterations", type=int, default=UFLDL.max_iters, help="L-BFGS iterations (default %(default)s)")
     train_parser.add_argument("--out", type=path_argument, default=runs_dir() / "sae" / "latest", help="checkpoint path, without extension (default %(default)s)")
     train_parser.add_argument("--filters-png", type=path_argument, help="also write the learned filters as a PNG")
     check_parser = commands.add_parser("gradcheck", help="compare backprop with central differences")

@@ -56,14 +56,14 @@ SAMPLE_PATCHES = 20  # kept with a result to show reconstructions without the tr
 
 
 @dataclass(frozen=True)
-class SAEConfig:
+class SAETrainConfig:
     patch_size: int = field(default=8, metadata=spec(2, MAX_PATCH_SIZE, unit="pixels"))  # 8x8 patches: 64 visible units
     hidden_size: int = field(default=25, metadata=spec(1, MAX_HIDDEN))  # 25 hidden units, shown as a 5x5 grid of filters
     num_patches: int = field(default=10_000, metadata=spec(10, MAX_PATCHES))
     rho: float = field(default=0.01, metadata=spec(0, 1, above=True, below=True, label="rho (a target mean activation)"))  # target mean activation of each hidden unit
     beta: float = field(default=3.0, metadata=spec(0, MAX_BETA, label="beta (sparsity weight)"))  # weight of the sparsity penalty
     lam: float = field(default=1e-4, metadata=spec(0, MAX_LAMBDA, label="lambda (weight decay)"))  # weight decay (UFLDL's lambda)
-    max_iter: int = field(default=400, metadata=spec(1, MAX_ITERATIONS))  # L-BFGS iterations
+    max_iters: int = field(default=400, metadata=spec(1, MAX_ITERATIONS))  # L-BFGS iterations
     seed: int = field(default=0, metadata=seed_spec())
     source: str = field(default="olshausen", metadata=spec(choices=tuple(SOURCES)))
 
@@ -71,29 +71,29 @@ class SAEConfig:
     def visible_size(self) -> int:
         return self.patch_size**2
 
-    def validate(self) -> "SAEConfig":
+    def validate(self) -> "SAETrainConfig":
         check_fields(self)
         return self
 
     @classmethod
-    def from_dict(cls, values: dict) -> "SAEConfig":
-        return from_dict(cls, values, "SAE settings")
+    def from_dict(cls, values: dict) -> "SAETrainConfig":
+        return from_dict(cls, values, "SAE settings", renamed={"max_iter": "max_iters"})
 
     @classmethod
-    def from_form(cls, values: dict) -> "SAEConfig":
+    def from_form(cls, values: dict) -> "SAETrainConfig":
         """From the page's number inputs, which may hand back 25.0 for 25."""
         return from_form(cls, values, "SAE settings")
 
 
-UFLDL = SAEConfig()  # the exercise's settings; reaches cost ~0.46 on Olshausen's images
+UFLDL = SAETrainConfig()  # the exercise's settings; reaches cost ~0.46 on Olshausen's images
 
 
-def cli_command(config: SAEConfig) -> str:
+def cli_command(config: SAETrainConfig) -> str:
     """The command line that trains `config`, so a run from the page can be repeated from a shell."""
     return (
         f"python -m engine.sae train --patch-size {config.patch_size} --hidden {config.hidden_size} "
         f"--patches {config.num_patches} --rho {config.rho:g} --beta {config.beta:g} --lam {config.lam:g} "
-        f"--iterations {config.max_iter} --seed {config.seed} --source {config.source}"
+        f"--iterations {config.max_iters} --seed {config.seed} --source {config.source}"
     )
 
 
@@ -107,7 +107,7 @@ class SAEData:
         return hashlib.sha256(np.ascontiguousarray(self.patches).tobytes()).hexdigest()[:16]
 
 
-def prepare_data(config: SAEConfig, uploads: list[tuple[str, bytes]] | None = None, progress=None, folder=None) -> SAEData:
+def prepare_data(config: SAETrainConfig, uploads: list[tuple[str, bytes]] | None = None, progress=None, folder=None) -> SAEData:
     """Load the source's images, whiten them, sample and normalise the patches (seeded by config.seed)."""
     config.validate()
     images = [whiten(image) for image in load_source(config.source, uploads, progress, folder)]
@@ -117,7 +117,7 @@ def prepare_data(config: SAEConfig, uploads: list[tuple[str, bytes]] | None = No
 
 @dataclass(frozen=True)
 class SAEResult:
-    config: SAEConfig
+    config: SAETrainConfig
     theta: np.ndarray
     initial: CostTerms
     final: CostTerms
@@ -141,13 +141,13 @@ class SAEResult:
         return as_images(self.sample_patches, size), as_images(rebuilt, size)
 
 
-def filters_of(theta: np.ndarray, config: SAEConfig) -> np.ndarray:
+def filters_of(theta: np.ndarray, config: SAETrainConfig) -> np.ndarray:
     """The rows of W1 as images: (hidden, patch, patch), in the column-major order the patches use."""
     W1 = unpack(theta, config.visible_size, config.hidden_size)[0]
     return W1.reshape(config.hidden_size, config.patch_size, config.patch_size).transpose(0, 2, 1)
 
 
-def train(config: SAEConfig, patches: np.ndarray, report: Reporter) -> SAEResult:
+def train(config: SAETrainConfig, patches: np.ndarray, report: Reporter) -> SAEResult:
     """Minimise the sparse autoencoder cost on `patches` (visible, m) with L-BFGS."""
     import scipy.optimize
     from threadpoolctl import threadpool_limits
@@ -178,7 +178,7 @@ def train(config: SAEConfig, patches: np.ndarray, report: Reporter) -> SAEResult
         history.append({"step": step, **row})
         report.metric(step, **row)
         report.snapshot("filters", filters_of(theta, config))
-        report.progress(step, config.max_iter)
+        report.progress(step, config.max_iters)
 
     best: dict = {"iterations": 0}
 
@@ -197,7 +197,7 @@ def train(config: SAEConfig, patches: np.ndarray, report: Reporter) -> SAEResult
         initial = terms_at(theta)
         best["theta"], best["terms"] = theta, initial
         report_step(0, theta, initial)
-        scipy.optimize.minimize(fun, theta, jac=True, method="L-BFGS-B", callback=callback, options={"maxiter": config.max_iter})
+        scipy.optimize.minimize(fun, theta, jac=True, method="L-BFGS-B", callback=callback, options={"maxiter": config.max_iters})
     mean_activation = hidden_activations(best["theta"], patches, config.hidden_size).mean(axis=1)
     return SAEResult(
         config=config,
@@ -213,7 +213,7 @@ def train(config: SAEConfig, patches: np.ndarray, report: Reporter) -> SAEResult
     )
 
 
-def gradient_check(config: SAEConfig, patches: np.ndarray, examples: int = 100, epsilon: float = 1e-4) -> GradientCheck:
+def gradient_check(config: SAETrainConfig, patches: np.ndarray, examples: int = 100, epsilon: float = 1e-4) -> GradientCheck:
     """UFLDL's check on the first `examples` patches: every parameter, central differences."""
     config.validate()
     if not 1 <= examples <= patches.shape[1]:
@@ -261,7 +261,7 @@ def result_bytes(result: SAEResult, command: str, data_fingerprint: str) -> tupl
 
 def check_result_fits(card: dict, shapes: dict[str, tuple[int, ...]], path: str | Path) -> None:
     """The arrays the card's config needs, against the file's header: checked before any array is read."""
-    config = settings_from_card(card, "config", SAEConfig, card_path(path))
+    config = settings_from_card(card, "config", SAETrainConfig, card_path(path))
     hidden, visible = config.hidden_size, config.visible_size
     needed = {"W1": (hidden, visible), "W2": (visible, hidden), "b1": (hidden,), "b2": (visible,), "mean_activation": (hidden,)}
     for name, shape in needed.items():
@@ -299,7 +299,7 @@ def history_from(card: dict, where: Path) -> list[dict[str, float]]:
 def load_result(path: str | Path) -> tuple[SAEResult, dict]:
     arrays, card = load_checkpoint(path, kind="sae", check=lambda card, shapes: check_result_fits(card, shapes, path))
     where = card_path(path)
-    config = settings_from_card(card, "config", SAEConfig, where)
+    config = settings_from_card(card, "config", SAETrainConfig, where)
     W1, W2, b1, b2 = (arrays[name] for name in ("W1", "W2", "b1", "b2"))
     theta = np.concatenate([W1.ravel(order="F"), W2.ravel(order="F"), b1, b2]).astype(np.float64)
     iterations = card_metric(card, "iterations", int, where)  # first: it checks that metrics is an object

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.ddpm.train import DDPMConfig
-from engine.gpt.train import TrainConfig
+from engine.ddpm.train import DDPMTrainConfig
+from engine.gpt.train import GPTTrainConfig
 from tests.cli.test_hostile_inputs import offline, problem  # noqa: F401  (offline is a fixture)
 
 
@@ -27,10 +27,10 @@ SAE_FLAGS = ["--patch-size", "--hidden", "--patches", "--rho", "--beta", "--lam"
 COMMANDS = {
     ("sae", "train"): SAE_FLAGS + ["--iterations", "--out", "--filters-png"],
     ("sae", "gradcheck"): SAE_FLAGS + ["--examples", "--epsilon"],
-    ("gpt", "train"): ["--preset", "--resume", "--out", "--data-dir", "--text-file"] + flags_of(TrainConfig),
+    ("gpt", "train"): ["--preset", "--resume", "--out", "--data-dir", "--text-file"] + flags_of(GPTTrainConfig),
     ("gpt", "sample"): ["--checkpoint", "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed", "--device"],
     ("gpt", "export"): ["--checkpoint", "--out"],
-    ("ddpm", "train"): ["--preset", "--resume", "--out", "--data-dir", "--toy"] + flags_of(DDPMConfig),
+    ("ddpm", "train"): ["--preset", "--resume", "--out", "--data-dir", "--toy"] + flags_of(DDPMTrainConfig),
     ("ddpm", "sample"): ["--checkpoint", "--out", "--n", "--sampler", "--steps", "--eta", "--digit", "--unconditional", "--guidance",
                          "--seed", "--device", "--gif-frames", "--score", "--classifier"],
     ("ddpm", "export"): ["--checkpoint", "--out"],

@@ -241,9 +241,9 @@ def ddpm_lab() -> Lab:
 
 def sae_lab() -> Lab:
     from engine.sae.model import CostTerms
-    from engine.sae.train import SAEConfig, SAEResult, load_result, save_result
+    from engine.sae.train import SAETrainConfig, SAEResult, load_result, save_result
 
-    config = SAEConfig(patch_size=2, hidden_size=3)
+    config = SAETrainConfig(patch_size=2, hidden_size=3)
     size = 2 * config.hidden_size * config.visible_size + config.hidden_size + config.visible_size
 
     def save(folder, generation):

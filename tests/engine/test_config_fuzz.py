@@ -19,13 +19,13 @@ from engine.core.errors import ConfigError
 from engine.ddpm.classifier import ClassifierConfig
 from engine.ddpm.sample import SampleSettings
 from engine.ddpm.schedule import ScheduleConfig
-from engine.ddpm.train import DDPMConfig
+from engine.ddpm.train import DDPMTrainConfig
 from engine.ddpm.unet import UNetConfig
 from engine.gpt.model import GPTConfig
-from engine.gpt.train import TrainConfig
-from engine.sae.train import SAEConfig
+from engine.gpt.train import GPTTrainConfig
+from engine.sae.train import SAETrainConfig
 
-CONFIGS = [SAEConfig, TrainConfig, GPTConfig, DDPMConfig, UNetConfig, ScheduleConfig, SampleSettings, ClassifierConfig]
+CONFIGS = [SAETrainConfig, GPTTrainConfig, GPTConfig, DDPMTrainConfig, UNetConfig, ScheduleConfig, SampleSettings, ClassifierConfig]
 FUZZ = settings(max_examples=40, deadline=timedelta(seconds=5), suppress_health_check=[HealthCheck.too_slow])
 
 scalars = (
@@ -78,21 +78,21 @@ def test_any_json_value_at_all_gives_the_config_or_a_config_error(cls):
 @pytest.mark.parametrize(
     "cls, values, words",
     [
-        (SAEConfig, {"seed": 99999999999999999999999}, "seed must be between 0 and 2**63-1, got 99999999999999999999999."),
-        (TrainConfig, {"seed": 2**64}, "seed must be between 0 and 2**63-1"),
-        (SAEConfig, {"beta": float("inf")}, "beta (sparsity weight) must be a finite number, got inf."),
-        (SAEConfig, {"beta": 1e308}, "beta (sparsity weight) must be between 0 and 1000, got 1e+308."),
-        (TrainConfig, {"weight_decay": float("inf")}, "weight_decay must be a finite number, got inf."),
-        (TrainConfig, {"learning_rate": float("nan")}, "learning_rate must be a finite number, got nan."),
-        (TrainConfig, {"bias": 1}, "bias must be true or false, got 1."),
-        (TrainConfig, {"n_layer": True}, "n_layer must be a whole number, got True."),
-        (TrainConfig, {"n_layer": 1.5}, "n_layer must be a whole number, got 1.5."),
-        (TrainConfig, {"n_layer": "3"}, "n_layer must be a whole number, got '3'."),
-        (DDPMConfig, {"channel_mults": "1,2"}, "channel_mults must be a list"),
-        (DDPMConfig, {"channel_mults": [1, 2.5]}, "each of channel_mults must be a whole number, got 2.5."),
-        (DDPMConfig, {"sample_steps": 10**400}, "sample_steps must be between -2**63 and 2**63-1"),
-        (SAEConfig, {"width": 3}, "Unknown SAE settings: width."),
-        (SAEConfig, [1, 2], "The SAE settings must be a mapping of names to values, got [1, 2]."),
+        (SAETrainConfig, {"seed": 99999999999999999999999}, "seed must be between 0 and 2**63-1, got 99999999999999999999999."),
+        (GPTTrainConfig, {"seed": 2**64}, "seed must be between 0 and 2**63-1"),
+        (SAETrainConfig, {"beta": float("inf")}, "beta (sparsity weight) must be a finite number, got inf."),
+        (SAETrainConfig, {"beta": 1e308}, "beta (sparsity weight) must be between 0 and 1000, got 1e+308."),
+        (GPTTrainConfig, {"weight_decay": float("inf")}, "weight_decay must be a finite number, got inf."),
+        (GPTTrainConfig, {"learning_rate": float("nan")}, "learning_rate must be a finite number, got nan."),
+        (GPTTrainConfig, {"bias": 1}, "bias must be true or false, got 1."),
+        (GPTTrainConfig, {"n_layer": True}, "n_layer must be a whole number, got True."),
+        (GPTTrainConfig, {"n_layer": 1.5}, "n_layer must be a whole number, got 1.5."),
+        (GPTTrainConfig, {"n_layer": "3"}, "n_layer must be a whole number, got '3'."),
+        (DDPMTrainConfig, {"channel_mults": "1,2"}, "channel_mults must be a list"),
+        (DDPMTrainConfig, {"channel_mults": [1, 2.5]}, "each of channel_mults must be a whole number, got 2.5."),
+        (DDPMTrainConfig, {"sample_steps": 10**400}, "sample_steps must be between -2**63 and 2**63-1"),
+        (SAETrainConfig, {"width": 3}, "Unknown SAE settings: width."),
+        (SAETrainConfig, [1, 2], "The SAE settings must be a mapping of names to values, got [1, 2]."),
         (SampleSettings, {"guidance": float("-inf")}, "guidance must be a finite number, got -inf."),
         (ClassifierConfig, {"dropout": 1.0}, "dropout must be at least 0 and below 1, got 1.0."),
     ],
@@ -105,16 +105,16 @@ def test_each_rule_names_the_value_and_the_limit(cls, values, words):
 
 
 def test_a_whole_float_from_a_page_is_a_whole_number_there_only():
-    assert SAEConfig.from_form({"hidden_size": 25.0, "seed": 3.0}).hidden_size == 25
+    assert SAETrainConfig.from_form({"hidden_size": 25.0, "seed": 3.0}).hidden_size == 25
     with pytest.raises(ConfigError, match="seed must be a whole number, got inf"):
-        SAEConfig.from_form({"seed": float("inf")})
+        SAETrainConfig.from_form({"seed": float("inf")})
     with pytest.raises(ConfigError, match="hidden_size must be a whole number, got 25.0"):
-        SAEConfig.from_dict({"hidden_size": 25.0})
+        SAETrainConfig.from_dict({"hidden_size": 25.0})
 
 
 def test_defaults_and_presets_still_pass():
     from engine.ddpm.train import PRESETS as DDPM_PRESETS
     from engine.gpt.train import PRESETS as GPT_PRESETS
 
-    for config in [*GPT_PRESETS.values(), *DDPM_PRESETS.values(), SAEConfig(), ClassifierConfig(), UNetConfig(), ScheduleConfig()]:
+    for config in [*GPT_PRESETS.values(), *DDPM_PRESETS.values(), SAETrainConfig(), ClassifierConfig(), UNetConfig(), ScheduleConfig()]:
         assert config.validate() is config

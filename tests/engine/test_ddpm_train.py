@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from engine.core.lr import get_lr
 from engine.core.errors import CheckpointError, ConfigError, DataError
 from engine.core.jobs import SilentReporter
 from engine.ddpm.checkpoint import export_checkpoint, find_checkpoint, load_model, restore_training
 from engine.ddpm.data import load_mnist, toy_shapes
-from engine.ddpm.train import CPU, QUICK, TINY, DDPMConfig, get_lr, preset_of, steps_per_epoch, train
+from engine.ddpm.train import CPU, QUICK, TINY, DDPMTrainConfig, preset_of, steps_per_epoch, train
 from engine.ddpm.unet import UNet
 
 
@@ -158,11 +159,11 @@ def test_find_checkpoint_picks_best_to_sample_and_last_to_resume(finished):
 
 def test_lr_warms_up_then_decays_to_min_lr():
     total = 1000
-    assert get_lr(0, total, CPU) == pytest.approx(2e-3 / 101)
-    assert get_lr(100, total, CPU) == pytest.approx(2e-3)
-    assert get_lr(550, total, CPU) == pytest.approx((2e-3 + 2e-4) / 2)
-    assert get_lr(total, total, CPU) == pytest.approx(2e-4)
-    assert get_lr(500, total, replace(CPU, decay_lr=False)) == 2e-3
+    assert get_lr(0, CPU.lr_schedule(total)) == pytest.approx(2e-3 / 101)
+    assert get_lr(100, CPU.lr_schedule(total)) == pytest.approx(2e-3)
+    assert get_lr(550, CPU.lr_schedule(total)) == pytest.approx((2e-3 + 2e-4) / 2)
+    assert get_lr(total, CPU.lr_schedule(total)) == pytest.approx(2e-4)
+    assert get_lr(500, replace(CPU, decay_lr=False).lr_schedule(total)) == 2e-3
 
 
 def test_presets():
@@ -192,8 +193,8 @@ def test_bad_settings_are_config_errors_naming_value_and_limit(changes, words):
 
 def test_unknown_settings_in_a_card_are_refused():
     with pytest.raises(ConfigError, match="Unknown DDPM training settings: colour"):
-        DDPMConfig.from_dict({"colour": "blue"})
-    assert DDPMConfig.from_dict({"channel_mults": [1, 2]}).channel_mults == (1, 2)
+        DDPMTrainConfig.from_dict({"colour": "blue"})
+    assert DDPMTrainConfig.from_dict({"channel_mults": [1, 2]}).channel_mults == (1, 2)
 
 
 def test_more_training_images_than_there_are_is_a_data_error(data):

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from bench.nanogpt_reference import train_like_nanogpt
+from engine.core.lr import get_lr
 from engine.core.errors import CheckpointError, ConfigError, DataError
 from engine.core.jobs import SilentReporter
 from engine.gpt.checkpoint import load_model, restore_training
 from engine.gpt.data import load_shakespeare, prepare_text
 from engine.gpt.model import GPT
-from engine.gpt.train import CPU, GPU, TINY, estimate_loss, get_lr, preset_of, split_loss, train
+from engine.gpt.train import CPU, GPU, TINY, estimate_loss, preset_of, split_loss, train
 from tests.texts import rhymes
 
 
@@ -23,15 +24,15 @@ def data():
 
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
-    assert get_lr(0, CPU) == pytest.approx(1e-3 / 101)
-    assert get_lr(99, CPU) == pytest.approx(1e-3 * 100 / 101)
-    assert get_lr(100, CPU) == pytest.approx(1e-3)
-    assert get_lr(1050, CPU) == pytest.approx((1e-3 + 1e-4) / 2)  # half-way through the cosine
-    assert get_lr(2000, CPU) == pytest.approx(1e-4)
-    assert get_lr(5000, CPU) == 1e-4
-    decaying = [get_lr(it, CPU) for it in range(100, 2001)]
+    assert get_lr(0, CPU.lr_schedule()) == pytest.approx(1e-3 / 101)
+    assert get_lr(99, CPU.lr_schedule()) == pytest.approx(1e-3 * 100 / 101)
+    assert get_lr(100, CPU.lr_schedule()) == pytest.approx(1e-3)
+    assert get_lr(1050, CPU.lr_schedule()) == pytest.approx((1e-3 + 1e-4) / 2)  # half-way through the cosine
+    assert get_lr(2000, CPU.lr_schedule()) == pytest.approx(1e-4)
+    assert get_lr(5000, CPU.lr_schedule()) == 1e-4
+    decaying = [get_lr(it, CPU.lr_schedule()) for it in range(100, 2001)]
     assert all(a >= b for a, b in zip(decaying, decaying[1:]))
-    assert get_lr(0, replace(CPU, decay_lr=False)) == 1e-3
+    assert get_lr(0, replace(CPU, decay_lr=False).lr_schedule()) == 1e-3
 
 
 def test_presets_are_nanogpts_recipes():

@@ -11,7 +11,7 @@ from engine.sae.patches import training_patches, whiten
 from engine.sae.train import (
     SHIPPED_CHECKPOINT,
     UFLDL,
-    SAEConfig,
+    SAETrainConfig,
     gradient_check,
     load_result,
     prepare_data,
@@ -20,7 +20,7 @@ from engine.sae.train import (
     train,
 )
 
-SMALL = SAEConfig(patch_size=6, hidden_size=9, num_patches=800, max_iter=60, source="builtin")
+SMALL = SAETrainConfig(patch_size=6, hidden_size=9, num_patches=800, max_iters=60, source="builtin")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_training_lowers_the_cost_and_reports_every_iteration(small_patches):
     assert result.iterations == len(report.metrics) - 1 == len(result.history) - 1
     assert report.metrics[0]["step"] == 0 and set(report.metrics[-1]) >= {"cost", "reconstruction", "weight_decay", "sparsity"}
     assert report.snapshots["filters"].shape == (9, 6, 6)
-    assert report.done_total == (result.iterations, SMALL.max_iter)
+    assert report.done_total == (result.iterations, SMALL.max_iters)
     assert abs(result.mean_activation.mean() - SMALL.rho) < 0.05
 
 
@@ -99,14 +99,14 @@ def test_the_shipped_checkpoint_loads_and_meets_the_reference():
         ({"rho": 0.0}, "strictly between 0 and 1, got 0.0"),
         ({"lam": -1e-4}, "lambda .* must be between 0 and 100, got -0.0001"),
         ({"beta": -1.0}, "beta .* must be between 0 and 1000, got -1.0"),
-        ({"max_iter": 5000}, "max_iter must be between 1 and 2000, got 5000"),
+        ({"max_iters": 5000}, "max_iters must be between 1 and 2000, got 5000"),
         ({"patch_size": 64}, "patch_size must be between 2 and 32"),
         ({"num_patches": 5}, "num_patches must be between 10 and 100,000"),
         ({"source": "somewhere"}, "source must be one of"),
     ],
 )
 def test_invalid_settings_get_a_clear_message(change, message):
-    config = SAEConfig(**{**UFLDL.__dict__, **change})
+    config = SAETrainConfig(**{**UFLDL.__dict__, **change})
     with pytest.raises(ConfigError, match=message):
         config.validate()
 
@@ -119,12 +119,12 @@ def test_a_patch_larger_than_an_uploaded_image_is_refused():
     buffer = io.BytesIO()
     Image.fromarray(np.arange(36, dtype=np.uint8).reshape(6, 6)).save(buffer, format="PNG")
     with pytest.raises(ConfigError, match="smaller than the 8x8 patch"):
-        prepare_data(SAEConfig(source="upload"), [("tiny.png", buffer.getvalue())])
+        prepare_data(SAETrainConfig(source="upload"), [("tiny.png", buffer.getvalue())])
 
 
 def test_unknown_settings_in_a_card_are_refused():
     with pytest.raises(ConfigError, match="Unknown SAE settings: width"):
-        SAEConfig.from_dict({"width": 3})
+        SAETrainConfig.from_dict({"width": 3})
 
 
 @pytest.mark.data
