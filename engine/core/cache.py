@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
@@ -40,3 +41,45 @@ class BoundedCache:
                     self._items.popitem(last=False)
                 self._locks.pop(key, None)
             return value
+
+
+class BackgroundResults:
+    """Results computed in a thread of their own, once per key per server, for a page that must not wait for them:
+    `poll` starts the computation the first time a key is asked for and answers None until it is done, then the
+    value (kept for `keep_seconds`, then computed afresh in the background while the old value is still answered).
+    A computation that raised answers its exception, re-raised, until `keep_seconds` have passed."""
+
+    def __init__(self, keep_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.keep_seconds = keep_seconds
+        self._clock = clock
+        self._done: dict[Hashable, tuple[float, Any, BaseException | None]] = {}  # key -> (when, value, error)
+        self._running: set[Hashable] = set()
+        self._guard = threading.Lock()
+
+    def poll(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        with self._guard:
+            done = self._done.get(key)
+            stale = done is None or self._clock() - done[0] > self.keep_seconds
+            if stale and key not in self._running:
+                self._running.add(key)
+                threading.Thread(target=self._compute, args=(key, compute), name=f"background {key}", daemon=True).start()
+        if done is None:
+            return None
+        _, value, error = done
+        if error is not None:
+            raise error
+        return value
+
+    def running(self, key: Hashable) -> bool:
+        with self._guard:
+            return key in self._running
+
+    def _compute(self, key: Hashable, compute: Callable[[], Any]) -> None:
+        value, error = None, None
+        try:
+            value = compute()
+        except Exception as raised:  # kept for the page to show; the thread itself has no one to tell
+            error = raised
+        with self._guard:
+            self._done[key] = (self._clock(), value, error)
+            self._running.discard(key)
