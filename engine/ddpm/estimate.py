@@ -58,3 +58,11 @@ def estimated_seconds(config: DDPMTrainConfig, images: int, probed_images_per_s:
         speed, name = recorded
         return steps * min(config.batch_size, images) / speed, f"at the pace of your run {name} ({speed:,.0f} images/s, evaluations included)"
     return training_seconds(config, images, probed_images_per_s), f"from {probed_images_per_s:,.0f} images/s timed just now, plus each epoch's evaluation"
+
+
+MNIST_TRAIN_IMAGES = 60_000
+
+
+def training_digits(config: DDPMTrainConfig) -> int:
+    """How many of MNIST's training digits a run of `config` trains on (train_images 0 means all of them)."""
+    return min(config.train_images or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from engine.ddpm.classifier import DigitClassifier, score_samples
+from engine.ddpm.classifier import DigitClassifier, Score, score_samples
 from engine.ddpm.data import CLASSES, DigitData
 from engine.ddpm.sample import CHUNK, MAX_GUIDANCE, SampleSettings, generate
 from engine.ddpm.schedule import NoiseSchedule
@@ -165,6 +165,19 @@ def sweep(
             break
         rows.append(row)
     return rows
+
+
+def score_fresh(
+    model: UNet,
+    schedule: NoiseSchedule,
+    classifier: DigitClassifier,
+    settings: SampleSettings,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Score, float]:
+    """Draw `settings.n` new digits and score them: (the score, seconds to draw and score them)."""
+    started = time.perf_counter()
+    images, labels = generate(model, schedule, settings, progress=progress)
+    return score_samples(classifier, images, labels), time.perf_counter() - started
 
 
 def parse_guidances(text: str) -> list[float | None]:

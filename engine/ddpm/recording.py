@@ -66,6 +66,25 @@ def record(
     return Recording(kept, to_unit(kept[-1].x), None if labels is None else labels.numpy(), settings, seconds, settings.steps)
 
 
+def recording_for(
+    model: UNet,
+    schedule: NoiseSchedule,
+    settings: SampleSettings,
+    weights_sha256: str | None,
+    shipped: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Recording, bool]:
+    """(the recording of `settings`, whether it was read from a file rather than drawn now).
+
+    For the shipped model the recording kept beside it is used when it was drawn from these weights with these
+    settings, so a first visit plays digits without drawing them; anything else is drawn now."""
+    settings = settings.resolved(model.config, schedule.timesteps)
+    kept = load_recording(SHIPPED_RECORDING, weights_sha256) if shipped else None
+    if kept is not None and kept.settings == settings:
+        return kept, True
+    return record(model, schedule, settings, progress=progress), False
+
+
 def _as_uint8(x: torch.Tensor) -> np.ndarray:
     """Model space [-1, 1] -> uint8 pixels: what the player's PNGs show anyway (the noise beyond [-1, 1] is clipped there too)."""
     return np.round(to_unit(x) * 255).astype(np.uint8)

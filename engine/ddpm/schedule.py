@@ -186,3 +186,13 @@ class NoiseSchedule:
                 f"DDIM needs between 1 and {self.timesteps} steps (the model was trained with T = {self.timesteps}), got {steps}."
             )
         return [round(self.timesteps - i * self.timesteps / steps) - 1 for i in range(steps)]
+
+
+def noised_at(schedule: NoiseSchedule, x0: torch.Tensor, t: int, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """(x_t, alpha_bar_t) for t counted 0 .. T, where 0 is x_0 itself (alpha_bar 1) and T is the last timestep.
+
+    The noise comes from `seed` alone, so scrubbing t shows one noise image fading in rather than a new one each time."""
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    if t == 0:
+        return x0, 1.0
+    return schedule.add_noise(x0, noise, torch.tensor([t - 1])), schedule.alphas_cumprod[t - 1].item()
