@@ -3,16 +3,18 @@ continuing a run and downloading one."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import streamlit as st
 
+from engine.core.cache import BackgroundResults
 from engine.core.errors import ConfigError, LabError
 from engine.core.jobs import JobState, JobView, board
 from engine.core.runs import export_zip, make_room
 from engine.core.settings import check_step_limit
 from engine.ddpm.data import DigitData
-from engine.ddpm.estimate import estimated_seconds, images_per_second, training_digits, training_seconds
+from engine.ddpm.estimate import estimated_seconds, images_per_second, step_shape, training_digits, training_seconds
 from engine.ddpm.runs import ddpm_runs_dir, new_run_folder
 from engine.ddpm.schedule import SCHEDULES
 from engine.ddpm.train import PRESETS, DDPMTrainConfig, preset_of, train
@@ -37,9 +39,11 @@ NUMBERS = {  # field -> (label, help); each label keeps the config's name, which
 FIELDS = [*NUMBERS, "schedule", "conditional"]
 
 
-@st.cache_data(max_entries=16, ttl=600, show_spinner="Timing a few training steps on this device…")  # the load changes: time again
-def measured_speed(config: dict) -> float:
-    return images_per_second(DDPMTrainConfig.from_dict(config))
+# One probe per network and batch per server, in a thread of its own, so the page above (the player) never waits
+# for it; timed again after ten minutes, as the load changes.
+SPEEDS = BackgroundResults(keep_seconds=600)
+TIMING_POLL_S = 0.25
+PROBE_DELAY_S = 1.0
 
 
 def seed_settings() -> None:
@@ -84,23 +88,60 @@ def checked_config() -> tuple[DDPMTrainConfig | None, dict]:
 
 
 def time_to_train(config: DDPMTrainConfig, runs) -> float | None:
-    """Shows the time to train, the speed and the digits seen; returns the seconds, for the queue's estimate of the wait."""
-    images = training_digits(config)
+    """Shows the time to train, the speed and the digits seen; returns the seconds, for the queue's estimate of the wait
+    (None while this device's speed is still being timed).
+
+    The probe runs in the background and waits PROBE_DELAY_S before its steps, so they do not take the cores from the
+    browser drawing the player above; the fragment's first timed rerun waits for it, then redraws the page once."""
+    key = step_shape(config)
+
+    def probe() -> float:
+        time.sleep(PROBE_DELAY_S)
+        return images_per_second(config)
+
     try:
-        speed = measured_speed({**config.__dict__, "channel_mults": list(config.channel_mults)})
-        quick = PRESETS["quick"]
-        metrics = st.columns(3)
-        expected, basis = estimated_seconds(config, images, speed, runs)
-        metrics[0].metric("Time to train", f"≈ {duration(expected)}", help=f"Estimated {basis}. Once it runs, the time left is measured on the run itself.")
-        metrics[1].metric("Speed on this device", f"{speed:,.0f} images/s", help="Measured with the real training loop for this network and batch.")
-        metrics[2].metric("Digits seen", f"{config.epochs * images:,}", help="Epochs × training digits.")
-        if config.width == quick.width and config.depth == quick.depth and config.batch_size == quick.batch_size:
-            st.caption(f"The quick preset (3 epochs on 20,000 digits) already draws recognisable digits; on this device it takes "
-                       f"≈ {duration(training_seconds(quick, quick.train_images, speed))}.")
-        return expected
+        speed = SPEEDS.poll(key, probe)
     except LabError as error:
         show_error(error)
         return None
+    calls = []  # the full run calls the fragment once; every later call is one of its timed reruns
+
+    @st.fragment(run_every=None if speed is not None else 1.0)
+    def estimate():
+        calls.append(None)
+        if speed is not None:
+            return estimate_metrics(config, runs, speed)
+        timing_metrics(config)
+        if len(calls) == 1:
+            return
+        try:
+            while SPEEDS.poll(key, probe) is None:
+                time.sleep(TIMING_POLL_S)
+        except LabError:
+            pass  # the page's next run shows it, where the estimate goes
+        st.rerun()  # the whole page, with the estimate and the Train button's figure for the queue
+
+    estimate()
+    return estimated_seconds(config, training_digits(config), speed, runs)[0] if speed is not None else None
+
+
+def timing_metrics(config: DDPMTrainConfig) -> None:
+    metrics = st.columns(3)
+    metrics[0].metric("Time to train", "timing…", help="A few real training steps are being timed on this device; the estimate follows in seconds.")
+    metrics[1].metric("Speed on this device", "timing…", help="Measured with the real training loop for this network and batch.")
+    metrics[2].metric("Digits seen", f"{config.epochs * training_digits(config):,}", help="Epochs × training digits.")
+
+
+def estimate_metrics(config: DDPMTrainConfig, runs, speed: float) -> None:
+    images, quick = training_digits(config), PRESETS["quick"]
+    metrics = st.columns(3)
+    expected, basis = estimated_seconds(config, images, speed, runs)
+    metrics[0].metric("Time to train", f"≈ {duration(expected)}", help=f"Estimated {basis}. Once it runs, the time left is measured on the run itself.")
+    metrics[1].metric("Speed on this device", f"{speed:,.0f} images/s", help="Measured with the real training loop for this network and batch.")
+    metrics[2].metric("Digits seen", f"{config.epochs * images:,}", help="Epochs × training digits.")
+    if config.width == quick.width and config.depth == quick.depth and config.batch_size == quick.batch_size:
+        st.caption(f"The quick preset (3 epochs on 20,000 digits) already draws recognisable digits; on this device it takes "
+                   f"≈ {duration(training_seconds(quick, quick.train_images, speed))}.")
 
 
 def train_command(values: dict, folder) -> str:

@@ -29,6 +29,14 @@ def images_per_second(config: DDPMTrainConfig, steps: int = 4) -> float:
     return float(np.median(speeds)) if speeds else float("nan")
 
 
+# settings that set how fast a training step goes: configs alike in these share one probe
+STEP_SHAPE = ("width", "channel_mults", "depth", "attention", "heads", "groups", "conditional", "timesteps", "batch_size", "device")
+
+
+def step_shape(config: DDPMTrainConfig) -> tuple:
+    return tuple(getattr(config, name) for name in STEP_SHAPE)
+
+
 def training_seconds(config: DDPMTrainConfig, images: int, images_per_s: float) -> float:
     """The steps of a run at the measured speed, plus each epoch's evaluation and grid, counted roughly as 3% more."""
     steps = config.epochs * steps_per_epoch(config, images)

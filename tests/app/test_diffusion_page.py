@@ -7,6 +7,7 @@ The real MNIST classifier in checkpoints/ scores the samples. Tests marked `data
 
 import json
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import engine.ddpm.checkpoint as ddpm_checkpoint
+import ui.diffusion_train as diffusion_train
+from engine.core.cache import BackgroundResults
+from engine.ddpm.estimate import step_shape
 from engine.core.jobs import JobState, SilentReporter, board
 from engine.ddpm.checkpoint import export_checkpoint
 from engine.ddpm.data import toy_shapes
@@ -21,7 +25,7 @@ from engine.ddpm.checkpoint import load_model, record_in_card
 from engine.ddpm.recording import FIRST_SETTINGS, record, save_recording
 import engine.ddpm.recording as ddpm_recording
 import streamlit as st
-from engine.ddpm.train import TINY, train
+from engine.ddpm.train import PRESETS, TINY, train
 from tests.app.conftest import wait_for_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,9 +205,16 @@ def test_bad_sizes_are_shown_in_the_configs_words_and_train_is_disabled(no_shipp
     assert not at.error and at.number_input(key="dif_width").value == 8
 
 
-def test_the_time_to_train_is_measured_before_pressing_train(no_shipped, runs_dir):
+def test_the_time_to_train_is_measured_before_pressing_train_without_holding_up_the_page(no_shipped, runs_dir, monkeypatch):
+    monkeypatch.setattr(diffusion_train, "SPEEDS", BackgroundResults(keep_seconds=600))  # this server has timed nothing yet
     at = open_page()
     shown = metrics(at)
+    assert shown["Time to train"] == "timing…" and shown["Speed on this device"] == "timing…"  # the page did not wait
+    deadline = time.monotonic() + 120
+    while diffusion_train.SPEEDS.running(step_shape(PRESETS["quick"])):
+        assert time.monotonic() < deadline, "the probe never finished"
+        time.sleep(0.2)
+    shown = metrics(at.run())
     assert shown["Time to train"].startswith("≈ ") and shown["Speed on this device"].endswith(" images/s")
     assert shown["Digits seen"] == "60,000"  # the quick preset: 3 epochs of 20,000
     assert "The quick preset (3 epochs on 20,000 digits) already draws recognisable digits; on this device it takes ≈ " in texts(at, "caption")
