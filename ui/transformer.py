@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.gpt.inspect import AXES, Numbers, Stage, Trace, stages
+from ui.equations import equations_expander
 from ui.figures import COLORS
 
 SIGNED = "RdBu_r"  # blue below zero, red above, white at zero
@@ -96,19 +97,19 @@ def token_axis_text(figure: go.Figure, trace: Trace, subplot: int = 1) -> int:
 
 def show_computation() -> None:
     """The forward pass as equations, numbered like engine.gpt.inspect's docstring."""
-    with st.expander("The computation, step by step"):
-        st.latex(r"x_i = W_E[\text{token}_i] + W_P[i] \qquad (1)")
-        st.latex(r"q_i = W_Q\,\mathrm{LN}_1(x_i),\quad k_i = W_K\,\mathrm{LN}_1(x_i),\quad v_i = W_V\,\mathrm{LN}_1(x_i)"
-                 r" \quad \text{(split into heads)} \qquad (2)")
-        st.latex(r"A_h[i, j] = \operatorname*{softmax}_{j \le i}\left(\frac{q_i \cdot k_j}{\sqrt{d_\text{head}}}\right) \qquad (3)")
-        st.latex(r"\text{head}_h(i) = W_O^{(h)} \textstyle\sum_j A_h[i, j]\, v_j \qquad (4) \qquad\qquad"
-                 r" x_i \leftarrow x_i + \textstyle\sum_h \text{head}_h(i) \qquad (5)")
-        st.latex(r"x_i \leftarrow x_i + W_\text{down}\,\mathrm{GELU}\!\left(W_\text{up}\,\mathrm{LN}_2(x_i)\right) \qquad (6)")
-        st.latex(r"\text{logits}_i = W_E\,\mathrm{LN}_f(x_i) \qquad (7) \qquad\qquad p_i = \mathrm{softmax}(\text{logits}_i / \tau) \qquad (8)")
-        st.caption("i and j are positions in the prompt. In (2) and (4) the heads' query, key and value dimensions sit side by side; "
-                   "W_O^(h) is the slice of the attention's output matrix that reads head h, so (4) is exactly what head h adds to the "
-                   "stream. The output layer reuses the token embeddings W_E (weight tying). (7) applied after each layer is the logit "
-                   "lens; τ in (8) is the temperature. LN is a LayerNorm with its learned gain.")
+    equations_expander("The computation, step by step", [
+        r"x_i = W_E[\text{token}_i] + W_P[i] \qquad (1)",
+        r"q_i = W_Q\,\mathrm{LN}_1(x_i),\quad k_i = W_K\,\mathrm{LN}_1(x_i),\quad v_i = W_V\,\mathrm{LN}_1(x_i)"
+        r" \quad \text{(split into heads)} \qquad (2)",
+        r"A_h[i, j] = \operatorname*{softmax}_{j \le i}\left(\frac{q_i \cdot k_j}{\sqrt{d_\text{head}}}\right) \qquad (3)",
+        r"\text{head}_h(i) = W_O^{(h)} \textstyle\sum_j A_h[i, j]\, v_j \qquad (4) \qquad\qquad"
+        r" x_i \leftarrow x_i + \textstyle\sum_h \text{head}_h(i) \qquad (5)",
+        r"x_i \leftarrow x_i + W_\text{down}\,\mathrm{GELU}\!\left(W_\text{up}\,\mathrm{LN}_2(x_i)\right) \qquad (6)",
+        r"\text{logits}_i = W_E\,\mathrm{LN}_f(x_i) \qquad (7) \qquad\qquad p_i = \mathrm{softmax}(\text{logits}_i / \tau) \qquad (8)",
+    ], "i and j are positions in the prompt. In (2) and (4) the heads' query, key and value dimensions sit side by side; "
+       "W_O^(h) is the slice of the attention's output matrix that reads head h, so (4) is exactly what head h adds to the "
+       "stream. The output layer reuses the token embeddings W_E (weight tying). (7) applied after each layer is the logit "
+       "lens; τ in (8) is the temperature. LN is a LayerNorm with its learned gain.")
 
 
 def describe_toy(toy) -> str:
