@@ -28,7 +28,7 @@ generate_section(runs)
 st.subheader("Train your own")
 config = settings_section()
 text, name, data = text_section(config)
-ms = estimates_section(config, data, name, runs) if config is not None else None
+ms = estimates_section(config, data, name, runs)
 training_section(config, data, text, name, ms, runs)
 
 st.subheader("Compare runs")

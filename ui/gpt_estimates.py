@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.core.device import autocast_dtype, pick_device
+from engine.core.runs import RunList
 from engine.gpt.estimate import StepTime, count_params, estimate_memory, eta_seconds, run_shape, time_iterations
 from engine.gpt.runs import iteration_ms
 from engine.gpt.train import CPU, TINY, GPTTrainConfig
@@ -26,9 +27,12 @@ def headline_metrics(config: GPTTrainConfig, params, memory, ms: float, basis: s
                       help="Iterations plus evaluations, from the time per iteration below.")
 
 
-def estimates_section(config: GPTTrainConfig, data, name: str | None, runs) -> float:
+def estimates_section(config: GPTTrainConfig | None, data, name: str | None, runs: RunList) -> float | None:
     """The cost of a run with these settings, a button that times them, the LR schedule and the handout;
-    returns the milliseconds per iteration, which the board uses to place the job in its queue."""
+    returns the milliseconds per iteration, which the board uses to place the job in its queue.
+    Nothing without a config: the settings' error is shown above instead."""
+    if config is None:
+        return None
     vocab, device = data.tokenizer.vocab_size if data is not None else 65, pick_device()
     params = count_params(config, vocab)
     memory = estimate_memory(config, vocab, autocast_dtype(device).itemsize)

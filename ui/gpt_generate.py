@@ -8,6 +8,7 @@ import streamlit as st
 
 from engine.core.checkpoints import changed_at
 from engine.core.errors import LabError
+from engine.core.runs import RunList
 from engine.gpt import runs as gpt_runs  # the module, not its names: tests point SHIPPED_CHECKPOINT elsewhere
 from engine.gpt.checkpoint import load_model
 from engine.gpt.sample import generate
@@ -30,7 +31,7 @@ def generate_here(path: Path, label: str, prompt: str, count: int, temperature=0
     record["complete"] = True
 
 
-def model_sources(runs) -> dict[str, str]:
+def model_sources(runs: RunList) -> dict[str, str]:
     """Checkpoint path -> what to call it: the shipped model when this copy has it, then each run with a checkpoint."""
     shipped = gpt_runs.SHIPPED_CHECKPOINT
     sources = {str(shipped): "the shipped checkpoint"} if gpt_runs.shipped_available() else {}
@@ -79,7 +80,7 @@ def text_note() -> None:
     download.download_button("Download the text", done["text"], "shakespeare_gpt.txt", "text/plain", key="gpt_download_text", icon=":material/download:")
 
 
-def generate_section(runs) -> None:
+def generate_section(runs: RunList) -> None:
     """Pick a model, set the sampler, read what it writes."""
     sources = model_sources(runs)
     if not gpt_runs.shipped_available():

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine.core.errors import LabError
+from engine.core.runs import RunList
 from engine.core.jobs import JobView, board
 from engine.core.runs import export_zip, make_room
 from engine.core.settings import check_step_limit
@@ -95,7 +96,7 @@ def resume_job(chosen, target: int) -> None:
         show_error(error)
 
 
-def resume_section(runs, view: JobView | None) -> None:
+def resume_section(runs: RunList, view: JobView | None) -> None:
     """Continue a run: pick one with a checkpoint and how far it should now go."""
     resumable = {run.name: run for run in runs if run.resumable and run.config is not None}
     if not resumable:
@@ -112,7 +113,7 @@ def resume_section(runs, view: JobView | None) -> None:
             resume_job(chosen, int(target))
 
 
-def training_section(config: GPTTrainConfig | None, data, text: str | None, name: str | None, ms: float | None, runs) -> None:
+def training_section(config: GPTTrainConfig | None, data, text: str | None, name: str | None, ms: float | None, runs: RunList) -> None:
     """Train, the job panel, the finished run and Continue a run, in the page's order."""
     train_button(config, data, text, name, ms)
     view = job_panel("gpt", draw_live)
@@ -120,7 +121,7 @@ def training_section(config: GPTTrainConfig | None, data, text: str | None, name
     resume_section(runs, view)
 
 
-def compare_section(runs) -> None:
+def compare_section(runs: RunList) -> None:
     """Every run in a table, their val curves overlaid against nanoGPT's, and a zip of one to keep."""
     for note in runs.skipped:
         st.caption(f":material/warning: {note}")
