@@ -9,8 +9,9 @@ from engine.core.runs import RunList
 from engine.gpt.estimate import StepTime, count_params, estimate_memory, eta_seconds, run_shape, time_iterations
 from engine.gpt.runs import iteration_ms
 from engine.gpt.train import CPU, TINY, GPTTrainConfig
+from ui.format import duration
 from ui.gpt_handout import handout
-from ui.runs import duration, lr_schedule, megabytes
+from ui.runs import lr_schedule, megabytes
 
 
 @st.cache_resource(show_spinner="Timing the tiny and CPU presets on this device…")

@@ -15,8 +15,9 @@ from engine.gpt.estimate import eta_seconds
 from engine.gpt.runs import SHAKESPEARE, TEXT_FILE, cli_command, new_run_folder, read_history, resume_config, run_text, train_run
 from engine.gpt.train import CPU, PRESETS, REFERENCE_VAL_LOSS, GPTTrainConfig, preset_of
 from ui.errors import show_error
+from ui.format import duration
 from ui.job_panel import job_panel, job_running, start_job
-from ui.runs import duration, runs_table, training_curves, val_curves
+from ui.runs import runs_table, training_curves, val_curves
 from ui.visitor import shown_path, visitor_token
 
 REFERENCE = ("nanoGPT's CPU run", CPU.max_iters, REFERENCE_VAL_LOSS["cpu"])
