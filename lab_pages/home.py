@@ -51,6 +51,14 @@ def lab_card(title: str, description: str, page: str, link_label: str):
     return picture
 
 
+def image_card(title: str, description: str, page: str, link_label: str, image, caption: str):
+    """A lab's card whose picture is `image()`: called inside the card, so its spinner shows where the picture goes."""
+    with lab_card(title, description, page, link_label):
+        picture = image()
+        if picture is not None:
+            st.image(picture, caption=caption)
+
+
 st.title("Deep Learning Lab")
 st.markdown(
     "Train classic models yourself and look inside them while they learn — on this machine's "
@@ -58,15 +66,13 @@ st.markdown(
     "published reference beside it."
 )
 
-with lab_card(
+image_card(
     "Sparse autoencoder",
     "Andrew Ng's UFLDL exercise: a 64-25-64 network learns to rebuild 8x8 patches of natural "
     "images while keeping its hidden units quiet, and discovers edge detectors on its own.",
     "lab_pages/sparse_autoencoder.py", "Open the sparse autoencoder lab",
-):
-    filters = sae_picture()
-    if filters is not None:
-        st.image(filters, caption="25 filters learned from natural images")
+    sae_picture, "25 filters learned from natural images",
+)
 
 with lab_card(
     "Shakespeare GPT",
@@ -89,12 +95,10 @@ with lab_card(
 ):
     st.code("embed\n  → attention → add\n  → MLP → add\n    (× each layer)\n  → unembed\n  → softmax", language=None)
 
-with lab_card(
+image_card(
     "Diffusion",
     "Ho et al.'s DDPM on MNIST: a U-Net learns to remove noise, then turns pure noise into handwritten digits "
     "step by step. Watch the noise go on, play the denoising frame by frame, score the digits, train your own.",
     "lab_pages/diffusion.py", "Open the diffusion lab",
-):
-    digits = ddpm_picture()
-    if digits is not None:
-        st.image(digits, caption="Drawn from pure noise by the shipped model")
+    ddpm_picture, "Drawn from pure noise by the shipped model",
+)

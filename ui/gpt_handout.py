@@ -1,4 +1,5 @@
-"""Serves the Shakespeare GPT page only: what each setting is, what raising it costs and buys, with the current numbers."""
+"""Serves the Shakespeare GPT page only: the equations it rests on, and what each setting is, what raising it costs
+and buys, with the current numbers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,19 @@ import streamlit as st
 
 from engine.gpt.estimate import RunShape
 from engine.gpt.train import GPTTrainConfig
+from ui.equations import equations_expander
+
+
+def equations() -> None:
+    """The loss, the schedule and the parameter count, numbered as the page's captions cite them."""
+    equations_expander("The loss, the learning rate and the parameter count", [
+        r"\mathcal{L} = -\frac{1}{N}\sum_{t=1}^{N} \ln p_\theta\left(x_{t+1} \mid x_{t-T+1}, \dots, x_t\right) \qquad (1)",
+        r"\eta(i) = \begin{cases} \eta_{\max}\,\frac{i+1}{w+1} & i < w \\ \eta_{\min} + \frac{1}{2}\left(1 + \cos \pi\frac{i-w}{D-w}\right)"
+        r"(\eta_{\max} - \eta_{\min}) & w \le i \le D \\ \eta_{\min} & i > D \end{cases} \qquad (2)",
+        r"N_{\text{non-embedding}} = L\,(12 d^2 + 2d) + V d + d \qquad (3)",
+    ], "(1) T = block_size characters of context. (2) w = warmup_iters, D = lr_decay_iters, η_max = learning_rate, "
+       "η_min = min_lr. (3) L = n_layer, d = n_embd, V = the vocabulary; without biases; the token embedding is also "
+       "the output layer (weight tying), and nanoGPT leaves the position embeddings out of its count.")
 
 
 def handout(config: GPTTrainConfig, shape: RunShape, text_name: str | None) -> None:

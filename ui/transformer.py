@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.gpt.inspect import AXES, Numbers, Stage, Trace, stages
+from ui.equations import equations_expander
 from ui.figures import COLORS
 
 SIGNED = "RdBu_r"  # blue below zero, red above, white at zero
@@ -96,19 +97,19 @@ def token_axis_text(figure: go.Figure, trace: Trace, subplot: int = 1) -> int:
 
 def show_computation() -> None:
     """The forward pass as equations, numbered like engine.gpt.inspect's docstring."""
-    with st.expander("The computation, step by step"):
-        st.latex(r"x_i = W_E[\text{token}_i] + W_P[i] \qquad (1)")
-        st.latex(r"q_i = W_Q\,\mathrm{LN}_1(x_i),\quad k_i = W_K\,\mathrm{LN}_1(x_i),\quad v_i = W_V\,\mathrm{LN}_1(x_i)"
-                 r" \quad \text{(split into heads)} \qquad (2)")
-        st.latex(r"A_h[i, j] = \operatorname*{softmax}_{j \le i}\left(\frac{q_i \cdot k_j}{\sqrt{d_\text{head}}}\right) \qquad (3)")
-        st.latex(r"\text{head}_h(i) = W_O^{(h)} \textstyle\sum_j A_h[i, j]\, v_j \qquad (4) \qquad\qquad"
-                 r" x_i \leftarrow x_i + \textstyle\sum_h \text{head}_h(i) \qquad (5)")
-        st.latex(r"x_i \leftarrow x_i + W_\text{down}\,\mathrm{GELU}\!\left(W_\text{up}\,\mathrm{LN}_2(x_i)\right) \qquad (6)")
-        st.latex(r"\text{logits}_i = W_E\,\mathrm{LN}_f(x_i) \qquad (7) \qquad\qquad p_i = \mathrm{softmax}(\text{logits}_i / \tau) \qquad (8)")
-        st.caption("i and j are positions in the prompt. In (2) and (4) the heads' query, key and value dimensions sit side by side; "
-                   "W_O^(h) is the slice of the attention's output matrix that reads head h, so (4) is exactly what head h adds to the "
-                   "stream. The output layer reuses the token embeddings W_E (weight tying). (7) applied after each layer is the logit "
-                   "lens; τ in (8) is the temperature. LN is a LayerNorm with its learned gain.")
+    equations_expander("The computation, step by step", [
+        r"x_i = W_E[\text{token}_i] + W_P[i] \qquad (1)",
+        r"q_i = W_Q\,\mathrm{LN}_1(x_i),\quad k_i = W_K\,\mathrm{LN}_1(x_i),\quad v_i = W_V\,\mathrm{LN}_1(x_i)"
+        r" \quad \text{(split into heads)} \qquad (2)",
+        r"A_h[i, j] = \operatorname*{softmax}_{j \le i}\left(\frac{q_i \cdot k_j}{\sqrt{d_\text{head}}}\right) \qquad (3)",
+        r"\text{head}_h(i) = W_O^{(h)} \textstyle\sum_j A_h[i, j]\, v_j \qquad (4) \qquad\qquad"
+        r" x_i \leftarrow x_i + \textstyle\sum_h \text{head}_h(i) \qquad (5)",
+        r"x_i \leftarrow x_i + W_\text{down}\,\mathrm{GELU}\!\left(W_\text{up}\,\mathrm{LN}_2(x_i)\right) \qquad (6)",
+        r"\text{logits}_i = W_E\,\mathrm{LN}_f(x_i) \qquad (7) \qquad\qquad p_i = \mathrm{softmax}(\text{logits}_i / \tau) \qquad (8)",
+    ], "i and j are positions in the prompt. In (2) and (4) the heads' query, key and value dimensions sit side by side; "
+       "W_O^(h) is the slice of the attention's output matrix that reads head h, so (4) is exactly what head h adds to the "
+       "stream. The output layer reuses the token embeddings W_E (weight tying). (7) applied after each layer is the logit "
+       "lens; τ in (8) is the temperature. LN is a LayerNorm with its learned gain.")
 
 
 def describe_toy(toy) -> str:
@@ -141,73 +142,111 @@ def _stage_place(stage: Stage, n_layer: int) -> tuple[float, float]:
     return (x, 1.0) if stage.kind in ("attention", "mlp") else (x + 0.3, 0.0)
 
 
+class _Sketch:
+    """What the flow diagram draws, collected as plain values and handed to plotly at once: shapes as dicts
+    (plotly's add_shape validates each call, ~100x slower), words as one scatter trace of text and the
+    arrowheads as one of markers (plotly measures an annotation's text in the page before placing it,
+    which on this page is slow: see axis_text)."""
+
+    GREY = "#888888"
+
+    def __init__(self):
+        self.shapes: list[dict] = []
+        self.words: list[tuple] = []  # (x, y, text, size)
+        self.heads: list[tuple] = []  # (x, y, marker symbol)
+
+    def line(self, x0, y0, x1, y1, width: float = 2, **style) -> None:
+        self.shapes.append(dict(type="line", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(color=self.GREY, width=width), **style))
+
+    def arrow(self, x, y, from_x, from_y) -> None:
+        self.line(from_x, from_y, x, y)
+        self.heads.append((x, y, "triangle-right" if x != from_x else "triangle-down"))
+
+
+def _flow_words(trace: Trace) -> dict[str, str]:
+    """Each kind of stage's box text, with the model's sizes."""
+    C, H, hs, M, V = trace.n_embd, trace.n_head, trace.d_head, trace.mlp_width, trace.vocab_size
+    return {
+        "embed": f"<b>Embed</b><br>token + position<br>{V} {unit_of(trace)}s → {C}",
+        "attention": f"<b>Attention</b><br>{H} head{'s' if H > 1 else ''} × {hs}",
+        "mlp": f"<b>MLP</b><br>{C} → {M} → {C}",
+        "unembed": f"<b>Unembed</b><br>ln_f, Wᴇᵀ<br>{C} → {V}",
+        "softmax": f"<b>Softmax</b><br>{V} probabilities",
+    }
+
+
+def _draw_stream(sketch: _Sketch, L: int, C: int) -> None:
+    """The residual stream, a thick line from the embedding to the unembedding, and the arrows to the end."""
+    end = 2 * L + 1.5 - 0.45
+    sketch.line(0.45, 0, end, 0, width=6, layer="below")
+    sketch.arrow(end + 0.04, 0, end - 0.3, 0)
+    sketch.arrow(2 * L + 2.1, 0, 2 * L + 1.95, 0)
+    # Nothing here depends on the prompt, so a new prompt leaves the diagram as it is (Streamlit redraws a chart only when it changes).
+    sketch.words.append(((0.45 + end) / 2, -0.42, f"the residual stream: {C} numbers for each position of the prompt", 13))
+
+
+def _draw_stages(sketch: _Sketch, trace: Trace, selected: str | None) -> list[tuple[float, float, Stage]]:
+    """A box for each stage but the adds (drawn as markers by _add_markers); returns every stage with its place."""
+    L, text, placed = trace.n_layer, _flow_words(trace), []
+    for stage in stages(L):
+        x, y = _stage_place(stage, L)
+        placed.append((x, y, stage))
+        if stage.kind.endswith("_add"):
+            continue
+        is_selected, width = stage.key == selected, 0.84 if stage.kind in ("attention", "mlp") else 0.9
+        sketch.shapes.append(dict(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - 0.32, y1=y + 0.32, layer="below",
+                                  fillcolor=SELECTED_FILL if is_selected else BOX_FILL[stage.kind],
+                                  line=dict(color="#e07b00" if is_selected else "#7f7f7f", width=3 if is_selected else 1)))
+        sketch.words.append((x, y, text[stage.kind], 12))
+        if stage.kind in ("attention", "mlp"):  # read from the stream on the left, write back through ⊕ on the right
+            sketch.line(x - 0.3, 0, x - 0.3, y - 0.32, layer="below")
+            sketch.arrow(x + 0.3, 0.09, x + 0.3, y - 0.32)
+    for layer in range(L):
+        left, right = 1 + 2 * layer - 0.45, 2 + 2 * layer + 0.45
+        sketch.shapes.append(dict(type="line", x0=left, x1=right, y0=1.42, y1=1.42, line=dict(color="#bbbbbb", width=1)))
+        sketch.words.append(((left + right) / 2, 1.55, f"layer {layer + 1}", 13))
+    return placed
+
+
+def _add_markers(placed: list[tuple[float, float, Stage]], selected: str | None) -> go.Scatter:
+    """The adds back into the stream, as ⊕ markers."""
+    adds = [(x, y, stage.key) for x, y, stage in placed if "_add" in stage.key]
+    return go.Scatter(
+        x=[x for x, _, _ in adds], y=[y for _, y, _ in adds], mode="markers+text", text=["+"] * len(adds), textfont=dict(size=16, color=INK),
+        marker=dict(size=24, color=[SELECTED_FILL if key == selected else "white" for _, _, key in adds],
+                    line=dict(color=["#e07b00" if key == selected else "#7f7f7f" for _, _, key in adds], width=2)),
+        hoverinfo="skip", showlegend=False,
+    )
+
+
+def _click_targets(placed: list[tuple[float, float, Stage]]) -> go.Scatter:
+    """One invisible marker per stage, carrying its key for on_select."""
+    return go.Scatter(
+        x=[x for x, _, _ in placed], y=[y for _, y, _ in placed], mode="markers", customdata=[stage.key for _, _, stage in placed],
+        hovertext=[f"{stage.label}: click to see its numbers" for _, _, stage in placed], hoverinfo="text",
+        marker=dict(size=46, symbol="square", color="rgba(0,0,0,0)"), showlegend=False,
+        selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
+    )
+
+
 def flow_diagram(trace: Trace, selected: str | None = None, block_size: int | None = None) -> go.Figure:
     """embed -> (attention -> add -> MLP -> add) x layers -> unembed -> softmax, with the model's sizes.
 
     Each stage carries its key as customdata, so a click on it can select it (st.plotly_chart's on_select).
     """
     L, C, H, hs, M, V = trace.n_layer, trace.n_embd, trace.n_head, trace.d_head, trace.mlp_width, trace.vocab_size
-    unit = "words" if max(map(len, trace.vocabulary)) > 1 else "characters"
-    text = {
-        "embed": f"<b>Embed</b><br>token + position<br>{V} {unit} → {C}",
-        "attention": f"<b>Attention</b><br>{H} head{'s' if H > 1 else ''} × {hs}",
-        "mlp": f"<b>MLP</b><br>{C} → {M} → {C}",
-        "unembed": f"<b>Unembed</b><br>ln_f, Wᴇᵀ<br>{C} → {V}",
-        "softmax": f"<b>Softmax</b><br>{V} probabilities",
-    }
-    # Shapes are collected as plain dicts and set once: plotly's add_shape validates each call (~100x slower).
-    # The words are one scatter trace of text and the arrowheads one of markers: plotly measures an
-    # annotation's text in the page before placing it, which on this page is slow (see axis_text).
-    shapes, words, heads = [], [], []  # words: (x, y, text, size); heads: (x, y, direction)
-    grey = "#888888"
-
-    def arrow(x, y, from_x, from_y):
-        shapes.append(dict(type="line", x0=from_x, x1=x, y0=from_y, y1=y, line=dict(color=grey, width=2)))
-        heads.append((x, y, "triangle-right" if x != from_x else "triangle-down"))
-
-    end = 2 * L + 1.5 - 0.45
-    shapes.append(dict(type="line", x0=0.45, x1=end, y0=0, y1=0, line=dict(color=grey, width=6), layer="below"))
-    arrow(end + 0.04, 0, end - 0.3, 0)
-    arrow(2 * L + 2.1, 0, 2 * L + 1.95, 0)
-    # Nothing here depends on the prompt, so a new prompt leaves the diagram as it is (Streamlit redraws a chart only when it changes).
-    words.append(((0.45 + end) / 2, -0.42, f"the residual stream: {C} numbers for each position of the prompt", 13))
-    xs, ys, keys, hover = [], [], [], []
-    for stage in stages(L):
-        x, y = _stage_place(stage, L)
-        xs.append(x), ys.append(y), keys.append(stage.key), hover.append(stage.label)
-        is_selected = stage.key == selected
-        if stage.kind.endswith("_add"):
-            continue  # drawn as ⊕ markers below
-        width = 0.84 if stage.kind in ("attention", "mlp") else 0.9
-        shapes.append(dict(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - 0.32, y1=y + 0.32, layer="below",
-                           fillcolor=SELECTED_FILL if is_selected else BOX_FILL[stage.kind],
-                           line=dict(color="#e07b00" if is_selected else "#7f7f7f", width=3 if is_selected else 1)))
-        words.append((x, y, text[stage.kind], 12))
-        if stage.kind in ("attention", "mlp"):  # read from the stream on the left, write back through ⊕ on the right
-            shapes.append(dict(type="line", x0=x - 0.3, x1=x - 0.3, y0=0, y1=y - 0.32, line=dict(color=grey, width=2), layer="below"))
-            arrow(x + 0.3, 0.09, x + 0.3, y - 0.32)
-    for layer in range(L):
-        left, right = 1 + 2 * layer - 0.45, 2 + 2 * layer + 0.45
-        shapes.append(dict(type="line", x0=left, x1=right, y0=1.42, y1=1.42, line=dict(color="#bbbbbb", width=1)))
-        words.append(((left + right) / 2, 1.55, f"layer {layer + 1}", 13))
-    figure = go.Figure(layout=dict(shapes=shapes))
+    sketch = _Sketch()
+    _draw_stream(sketch, L, C)
+    placed = _draw_stages(sketch, trace, selected)
+    words, heads = sketch.words, sketch.heads
+    figure = go.Figure(layout=dict(shapes=sketch.shapes))
     figure.add_trace(go.Scatter(x=[w[0] for w in words], y=[w[1] for w in words], text=[w[2] for w in words], mode="text",
                                 textfont=dict(size=[w[3] for w in words], color=INK), cliponaxis=False, hoverinfo="skip", showlegend=False))
     figure.add_trace(go.Scatter(x=[h[0] for h in heads], y=[h[1] for h in heads], mode="markers", hoverinfo="skip", showlegend=False,
-                                marker=dict(symbol=[h[2] for h in heads], size=10, color=grey)))
-    adds = [i for i, key in enumerate(keys) if "_add" in key]
-    figure.add_trace(go.Scatter(
-        x=[xs[i] for i in adds], y=[ys[i] for i in adds], mode="markers+text", text=["+"] * len(adds), textfont=dict(size=16, color=INK),
-        marker=dict(size=24, color=[SELECTED_FILL if keys[i] == selected else "white" for i in adds],
-                    line=dict(color=["#e07b00" if keys[i] == selected else "#7f7f7f" for i in adds], width=2)),
-        hoverinfo="skip", showlegend=False,
-    ))
-    figure.add_trace(go.Scatter(  # the click targets, one per stage, invisible
-        x=xs, y=ys, mode="markers", customdata=keys, hovertext=[f"{h}: click to see its numbers" for h in hover], hoverinfo="text",
-        marker=dict(size=46, symbol="square", color="rgba(0,0,0,0)"), showlegend=False,
-        selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
-    ))
-    context = f", context up to {block_size} {unit}" if block_size else ""
+                                marker=dict(symbol=[h[2] for h in heads], size=10, color=_Sketch.GREY)))
+    figure.add_trace(_add_markers(placed, selected))
+    figure.add_trace(_click_targets(placed))
+    context = f", context up to {block_size} {unit_of(trace)}s" if block_size else ""
     figure.update_layout(
         title=f"{L} layer{'s' if L > 1 else ''}, d_model {C}, {H} head{'s' if H > 1 else ''} of {hs}, MLP {M} wide, vocabulary {V}{context}",
         height=320, dragmode=False, clickmode="event+select", plot_bgcolor="white",
