@@ -7,6 +7,10 @@ import importlib
 import threading
 from pathlib import Path
 
+# Imported whole before any page runs: with Streamlit's fast reruns, a rerun starts a new script thread while the
+# old one may still be inside a first `import pandas` (st.dataframe's), and plotly, which looks pandas up in
+# sys.modules, then reads the half-made module in the new thread ("module 'pandas' has no attribute 'Series'").
+import pandas  # noqa: F401
 import streamlit as st
 
 from engine.core import settings
