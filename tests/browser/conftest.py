@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.server import CHROMIUM_ARGS, ROOT, chromium_executable, serve_app
 
 ARTIFACTS = ROOT / "artifacts"
+TIMEOUT = 30_000  # ms for a step to show in the browser: two shared cores run the server, Chromium and any training
 
 
 @contextmanager
@@ -59,3 +61,34 @@ def screenshot(page, name: str) -> Path:
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 1000})
     return path
+
+
+@pytest.fixture
+def own_page(browser):
+    """A page in a browser context of its own (a new visitor, at the tests' window size), closed after the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def open_at(page, url: str, heading: str):
+    """Go straight to `url`, as a shared link does, and wait for the page's heading."""
+    page.goto(url)
+    expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=TIMEOUT)
+    return page
+
+
+def set_number(page, label, value):
+    """Type `value` into the number field labelled `label` and wait until the field shows it."""
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    expect(field).to_have_value(str(value), timeout=TIMEOUT)
+
+
+def paste_text(page, text: str):
+    """On the GPT page: choose "Paste text", type `text` and apply it (Ctrl+Enter)."""
+    page.get_by_text("Paste text").click()
+    box = page.get_by_label("Your text")
+    box.fill(text)
+    box.press("Control+Enter")

@@ -12,8 +12,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot, serve_lab
-from tests.browser.test_gpt_page import rhymes, set_number
+from tests.browser.conftest import paste_text, screenshot, serve_lab, set_number
+from tests.texts import rhymes
 
 TIMEOUT = 30_000
 EXCEPTION = '[data-testid="stException"]'
@@ -53,10 +53,7 @@ def press_train(page, max_iters: int | None = None):
     expect(page.get_by_label("Width · n_embd", exact=True)).to_have_value("32", timeout=TIMEOUT)
     if max_iters is not None:
         set_number(page, "Iterations · max_iters", max_iters)
-    page.get_by_text("Paste text").click()
-    box = page.get_by_label("Your text")
-    box.fill(rhymes())
-    box.press("Control+Enter")
+    paste_text(page, rhymes())
     expect(page.get_by_text("the pasted text: 1,200 characters, 21 distinct")).to_be_visible(timeout=TIMEOUT)
     page.get_by_role("button", name="Train", exact=True).click()
 
