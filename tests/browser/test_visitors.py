@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import paste_text, screenshot, serve_lab, set_number
+from tests.browser.conftest import open_at, paste_text, screenshot, serve_lab, set_number
 from tests.texts import rhymes
 
 TIMEOUT = 30_000
@@ -34,9 +34,7 @@ def visit(browser, public_url):
     def open_page():
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{public_url}/shakespeare_gpt")
-        expect(page.get_by_role("heading", name="Shakespeare GPT")).to_be_visible(timeout=TIMEOUT)
+        page = open_at(context.new_page(), f"{public_url}/shakespeare_gpt", "Shakespeare GPT")
         expect(page).to_have_url(re.compile(r"[?&]visitor=[\w-]{22,}"), timeout=TIMEOUT)  # the token a reload keeps
         return page
 
