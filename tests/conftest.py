@@ -1,5 +1,22 @@
-"""Helper modules under tests/ that assert get pytest's assertion messages, as the test modules do."""
+"""Fixtures shared by more than one layer of tests (tests/engine and tests/cli); helper modules' asserts rewritten."""
 
 import pytest
 
-pytest.register_assert_rewrite("tests.checkpoint_labs")
+from engine.core.jobs import SilentReporter
+from engine.gpt.data import prepare_text
+from engine.gpt.runs import train_run
+from engine.gpt.train import TINY
+from tests import torch_threads
+from tests.texts import rhymes
+
+pytest.register_assert_rewrite("tests.checkpoint_labs")  # its asserts get pytest's messages, as a test module's do
+
+
+@pytest.fixture
+def finished_gpt_run(tmp_path):
+    """A tiny GPT trained on the rhymes to its end, Adam's state kept, as `python -m engine.gpt train --preset tiny`
+    leaves it: its run folder."""
+    folder = tmp_path / "done"
+    with torch_threads.one_torch_thread():
+        train_run(TINY, prepare_text(rhymes(), "rhymes"), SilentReporter(), folder, text=rhymes(), command="python -m engine.gpt train --preset tiny")
+    return folder
