@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.server import CHROMIUM_ARGS, ROOT, chromium_executable, serve_app
+from tests.browser.server import ROOT, serve_app
 
 ARTIFACTS = ROOT / "artifacts"
 TIMEOUT = 30_000  # ms for a step to show in the browser: two shared cores run the server, Chromium and any training
@@ -36,21 +36,6 @@ def app_url():
 @pytest.fixture(scope="session")
 def base_url(app_url):
     return app_url
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    executable = chromium_executable()
-    print(f"\nbrowser tests use {'Chromium at ' + executable if executable else 'Playwright’s own Chromium'}")
-    launch = {**browser_type_launch_args, "args": CHROMIUM_ARGS}
-    if executable:
-        launch["executable_path"] = executable
-    return launch
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
 
 
 def screenshot(page, name: str) -> Path:
