@@ -3,8 +3,8 @@
 Images that are corrupt, truncated, a decompression bomb, or in odd modes; special files that `stat`
 calls empty (/dev/zero, /dev/urandom, a FIFO); a folder and a missing path; text that is binary,
 latin-1, empty or huge (sparse, so it costs nothing); and a pickle whose loading would create a marker
-file, so a test can prove nothing was unpickled. `hostile_files` is the fixture; import it into a test
-module to use it.
+file, so a test can prove nothing was unpickled. `make_catalogue(folder)` makes it; the fixture
+`hostile_files` in tests/cli/conftest.py makes one for each test module.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 
@@ -114,8 +113,3 @@ def make_catalogue(folder: Path) -> tuple[dict[str, Path], Path]:
     catalogue["unicode ✓ name"].write_bytes(b"\xff\xfe\x00")
     return catalogue, marker
 
-
-@pytest.fixture(scope="module")
-def hostile_files(tmp_path_factory) -> tuple[dict[str, Path], Path]:
-    """(the catalogue by name, the marker file that must never appear)."""
-    return make_catalogue(tmp_path_factory.mktemp("hostile"))

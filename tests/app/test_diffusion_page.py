@@ -49,20 +49,8 @@ def tiny_checkpoint(tiny_run, tmp_path_factory):
 
 
 @pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLLAB_RUNS_DIR", str(tmp_path / "runs"))
-    return tmp_path / "runs" / "ddpm"
-
-
-@pytest.fixture
-def shipped(tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr(ddpm_checkpoint, "SHIPPED_CHECKPOINT", tiny_checkpoint)
-    return tiny_checkpoint
-
-
-@pytest.fixture
-def no_shipped(tmp_path, monkeypatch):
-    monkeypatch.setattr(ddpm_checkpoint, "SHIPPED_CHECKPOINT", tmp_path / "nowhere" / "ddpm_mnist")
+def lab():
+    return "ddpm"  # runs_dir, shipped and no_shipped: tests/app/conftest.py
 
 
 def open_page():

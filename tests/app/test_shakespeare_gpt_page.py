@@ -29,20 +29,8 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLLAB_RUNS_DIR", str(tmp_path / "runs"))
-    return tmp_path / "runs" / "gpt"
-
-
-@pytest.fixture
-def shipped(tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr(gpt_runs, "SHIPPED_CHECKPOINT", tiny_checkpoint)
-    return tiny_checkpoint
-
-
-@pytest.fixture
-def no_shipped(tmp_path, monkeypatch):
-    monkeypatch.setattr(gpt_runs, "SHIPPED_CHECKPOINT", tmp_path / "nowhere" / "gpt_shakespeare")
+def lab():
+    return "gpt"  # runs_dir, shipped and no_shipped: tests/app/conftest.py
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.browser.server import CHROMIUM_ARGS, ROOT, chromium_executable, serve_app
+from tests.browser.server import ROOT, serve_app
 
 ARTIFACTS = ROOT / "artifacts"
+TIMEOUT = 30_000  # ms for a step to show in the browser: two shared cores run the server, Chromium and any training
 
 
 @contextmanager
@@ -36,21 +38,6 @@ def base_url(app_url):
     return app_url
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    executable = chromium_executable()
-    print(f"\nbrowser tests use {'Chromium at ' + executable if executable else 'Playwright’s own Chromium'}")
-    launch = {**browser_type_launch_args, "args": CHROMIUM_ARGS}
-    if executable:
-        launch["executable_path"] = executable
-    return launch
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
-
-
 def screenshot(page, name: str) -> Path:
     """A full-length picture of the page: Streamlit scrolls inside its own container, so grow the viewport."""
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
@@ -59,3 +46,34 @@ def screenshot(page, name: str) -> Path:
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 1000})
     return path
+
+
+@pytest.fixture
+def own_page(browser):
+    """A page in a browser context of its own (a new visitor, at the tests' window size), closed after the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def open_at(page, url: str, heading: str):
+    """Go straight to `url`, as a shared link does, and wait for the page's heading."""
+    page.goto(url)
+    expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=TIMEOUT)
+    return page
+
+
+def set_number(page, label, value):
+    """Type `value` into the number field labelled `label` and wait until the field shows it."""
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    expect(field).to_have_value(str(value), timeout=TIMEOUT)
+
+
+def paste_text(page, text: str):
+    """On the GPT page: choose "Paste text", type `text` and apply it (Ctrl+Enter)."""
+    page.get_by_text("Paste text").click()
+    box = page.get_by_label("Your text")
+    box.fill(text)
+    box.press("Control+Enter")

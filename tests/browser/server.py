@@ -36,27 +36,37 @@ def serve_app(timeout: float = 60.0, env: dict | None = None):
     process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with status {process.returncode} before it was healthy")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not become healthy within {timeout:.0f} s")
-            time.sleep(0.3)
+        wait_healthy(url, process, timeout)
         yield url
     finally:
-        process.terminate()
+        stop(process)
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float, name: str = "streamlit") -> None:
+    """Return once the server at `url` says it is healthy; RuntimeError if `process` exits first or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with status {process.returncode} before it was healthy")
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not become healthy within {timeout:.0f} s")
+        time.sleep(0.3)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a server, killing it if it has not ended within 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def chromium_executable() -> str | None:

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot, serve_lab
+from tests.browser.conftest import open_at, screenshot, serve_lab
 
 TIMEOUT = 30_000
 
@@ -22,14 +22,10 @@ def diffusion_url(tmp_path_factory):
 
 
 @pytest.fixture
-def diffusion_page(browser, diffusion_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(f"{diffusion_url}/diffusion")
-    expect(page.get_by_role("heading", name="Diffusion: digits from noise")).to_be_visible(timeout=TIMEOUT)
+def diffusion_page(own_page, diffusion_url):
+    page = open_at(own_page, f"{diffusion_url}/diffusion", "Diffusion: digits from noise")
     expect(page.locator(".js-plotly-plot .updatemenu-button").first).to_be_visible(timeout=60_000)
-    yield page
-    context.close()
+    return page
 
 
 def no_exceptions(page):

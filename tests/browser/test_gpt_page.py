@@ -14,7 +14,7 @@ from engine.core.jobs import SilentReporter
 from engine.gpt.data import prepare_text
 from engine.gpt.runs import train_run
 from engine.gpt.train import TINY
-from tests.browser.conftest import screenshot, serve_lab
+from tests.browser.conftest import paste_text, screenshot, serve_lab, set_number
 from tests.torch_threads import one_torch_thread
 from tests.texts import rhymes
 
@@ -31,29 +31,20 @@ def gpt_url(tmp_path_factory):
 
 
 @pytest.fixture
-def gpt_page(browser, gpt_url):
+def gpt_page(own_page, gpt_url):
     """The page reached as a person does, from its card on the home page."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
+    page = own_page
     page.goto(gpt_url)
     card_link = page.get_by_role("link", name="Open the Shakespeare GPT lab")
     expect(card_link).to_be_visible(timeout=TIMEOUT)
     card_link.click()
     expect(page.get_by_role("heading", name="Shakespeare GPT")).to_be_visible(timeout=TIMEOUT)
     expect(page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first).to_be_visible(timeout=TIMEOUT)
-    yield page
-    context.close()
+    return page
 
 
 def no_exceptions(page):
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
-
-
-def set_number(page, label, value):
-    field = page.get_by_label(label, exact=True)
-    field.fill(str(value))
-    field.press("Enter")
-    expect(field).to_have_value(str(value), timeout=TIMEOUT)
 
 
 def val_points(page) -> int:
@@ -77,10 +68,7 @@ def test_a_short_run_draws_a_live_loss_chart_and_stops(gpt_page):
     page.get_by_text("Tiny (seconds, for trying things)").click()
     expect(page.get_by_label("Width · n_embd", exact=True)).to_have_value("32", timeout=TIMEOUT)
     set_number(page, "Iterations · max_iters", 100000)
-    page.get_by_text("Paste text").click()
-    box = page.get_by_label("Your text")
-    box.fill(rhymes())
-    box.press("Control+Enter")
+    paste_text(page, rhymes())
     expect(page.get_by_text("the pasted text: 1,200 characters, 21 distinct")).to_be_visible(timeout=TIMEOUT)
     page.get_by_role("button", name="Train", exact=True).click()
 

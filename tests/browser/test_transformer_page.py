@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from engine.core.jobs import SilentReporter
 from engine.gpt.data import prepare_text
 from engine.gpt.train import TINY, train
-from tests.browser.conftest import screenshot, serve_lab
+from tests.browser.conftest import open_at, screenshot, serve_lab
 from tests.torch_threads import one_torch_thread
 
 TIMEOUT = 30_000
@@ -39,15 +39,11 @@ def transformer_url(tmp_path_factory):
 
 
 @pytest.fixture
-def transformer_page(browser, transformer_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
+def transformer_page(own_page, transformer_url):
     # Straight to the page's address on a fresh server, as a shared link does: app.py's frame must be there.
-    page.goto(f"{transformer_url}/inside_the_transformer")
-    expect(page.get_by_role("heading", name="Inside the transformer")).to_be_visible(timeout=TIMEOUT)
+    page = open_at(own_page, f"{transformer_url}/inside_the_transformer", "Inside the transformer")
     expect(page.get_by_text("Device:")).to_be_visible(timeout=TIMEOUT)
-    yield page
-    context.close()
+    return page
 
 
 def chart(page, title: str):

@@ -12,8 +12,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot, serve_lab
-from tests.browser.test_gpt_page import rhymes, set_number
+from tests.browser.conftest import open_at, paste_text, screenshot, serve_lab, set_number
+from tests.texts import rhymes
 
 TIMEOUT = 30_000
 EXCEPTION = '[data-testid="stException"]'
@@ -34,9 +34,7 @@ def visit(browser, public_url):
     def open_page():
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{public_url}/shakespeare_gpt")
-        expect(page.get_by_role("heading", name="Shakespeare GPT")).to_be_visible(timeout=TIMEOUT)
+        page = open_at(context.new_page(), f"{public_url}/shakespeare_gpt", "Shakespeare GPT")
         expect(page).to_have_url(re.compile(r"[?&]visitor=[\w-]{22,}"), timeout=TIMEOUT)  # the token a reload keeps
         return page
 
@@ -53,10 +51,7 @@ def press_train(page, max_iters: int | None = None):
     expect(page.get_by_label("Width · n_embd", exact=True)).to_have_value("32", timeout=TIMEOUT)
     if max_iters is not None:
         set_number(page, "Iterations · max_iters", max_iters)
-    page.get_by_text("Paste text").click()
-    box = page.get_by_label("Your text")
-    box.fill(rhymes())
-    box.press("Control+Enter")
+    paste_text(page, rhymes())
     expect(page.get_by_text("the pasted text: 1,200 characters, 21 distinct")).to_be_visible(timeout=TIMEOUT)
     page.get_by_role("button", name="Train", exact=True).click()
 

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from engine.ddpm.train import DDPMTrainConfig
 from engine.gpt.train import GPTTrainConfig
-from tests.cli.test_hostile_inputs import offline, problem  # noqa: F401  (offline is a fixture)
+from tests.cli.conftest import problem
+
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def flags_of(config) -> list[str]:

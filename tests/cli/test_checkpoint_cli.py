@@ -14,8 +14,8 @@ import pytest
 from engine.ddpm.__main__ import main as ddpm_main
 from engine.gpt.__main__ import main as gpt_main
 from tests import torch_threads
-from tests.engine.test_checkpoint_hostile import Payload
-from tests.engine.test_checkpoint_kills import ddpm_lab, gpt_lab
+from tests.checkpoint_labs import ddpm_lab, gpt_lab
+from tests.hostile_files import Payload
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIS = {"gpt": (gpt_main, gpt_lab, "model"), "ddpm": (ddpm_main, ddpm_lab, "last")}

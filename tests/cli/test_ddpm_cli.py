@@ -3,7 +3,6 @@ every mistake exits 2 with one line, never a traceback; Ctrl-C stops training cl
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine.ddpm.__main__ import main
+from tests.cli.conftest import interrupted_after_first_step
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,15 +149,9 @@ def test_classifier_train_then_score_an_array(run_folder, tmp_path):
 
 
 def test_ctrl_c_stops_training_cleanly_and_keeps_the_checkpoint(tmp_path):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine.ddpm", "train", "--preset", "tiny", "--toy", "256", "--epochs", "500", "--out", str(tmp_path / "run")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    process, stdout, stderr = interrupted_after_first_step(
+        "ddpm", "train", "--preset", "tiny", "--toy", "256", "--epochs", "500", "--out", str(tmp_path / "run"),
     )
-    for line in process.stderr:  # the first logged step shows the loop is running
-        if line.startswith("step"):
-            break
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     assert stdout.startswith("stopped:")
     card = json.loads((tmp_path / "run" / "last.json").read_text())

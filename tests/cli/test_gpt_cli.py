@@ -89,3 +89,10 @@ def test_sample_without_a_checkpoint_uses_the_shipped_model(tmp_path, monkeypatc
     capsys.readouterr()
     assert main(["sample", "--max-new-tokens", "10", "--seed", "1"]) == 0  # no --checkpoint
     assert len(capsys.readouterr().out) >= 10  # ten new characters (some may be newlines), from the shipped model
+
+
+def test_export_from_the_command_line(tmp_path, finished_gpt_run, capsys):
+    assert main(["export", "--checkpoint", str(finished_gpt_run), "--out", str(tmp_path / "small")]) == 0
+    assert "no optimizer state" in capsys.readouterr().out and (tmp_path / "small.safetensors").exists()
+    assert main(["export", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "No checkpoint card" in capsys.readouterr().err

@@ -8,9 +8,6 @@ processes, where a hang or a traceback would show as the person sees it.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,66 +16,11 @@ import numpy as np
 import pytest
 
 from engine.core.errors import DataError
-from engine.ddpm.__main__ import main as ddpm_main
-from engine.gpt.__main__ import main as gpt_main
 from engine.gpt.data import decode_text, read_text_file
-from engine.sae.__main__ import main as sae_main
 from engine.sae.images import decode_image
-from tests.hostile_files import hostile_files  # noqa: F401  (the fixture)
+from tests.cli.conftest import ROOT, problem, run_main, time_limit
 
-ROOT = Path(__file__).resolve().parents[2]
-MAINS = {"sae": sae_main, "gpt": gpt_main, "ddpm": ddpm_main}
-SECONDS = 30  # far beyond any check; a hang is the only way to reach it
-
-
-class Hang(BaseException):
-    """Raised by the alarm: a BaseException, so no `except Exception` (or OSError) in the code under test swallows it."""
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLLAB_OFFLINE", "1")
-    monkeypatch.setenv("DLLAB_DATA_DIR", str(tmp_path / "no-data"))
-    monkeypatch.setenv("DLLAB_CACHE", str(tmp_path / "no-cache"))
-    monkeypatch.setenv("DLLAB_RUNS_DIR", str(tmp_path / "runs"))
-
-
-@contextlib.contextmanager
-def time_limit(seconds: int = SECONDS):
-    def give_up(signum, frame):
-        raise Hang(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, give_up)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def run_main(lab: str, argv: list[str]) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `python -m engine.<lab> *argv`, run in this process under a time limit."""
-    out, err = io.StringIO(), io.StringIO()
-    with time_limit(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = MAINS[lab](argv)
-        except SystemExit as exit:  # argparse's usage errors and --help
-            code = exit.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def problem(lab: str, argv: list[str]) -> str | None:
-    """What is wrong with how the command ended, or None when it ended as a person should see it."""
-    code, _, err = run_main(lab, argv)
-    if code not in (0, 2):
-        return f"exit {code}"
-    if code == 2 and (err.count("\n") != 1 or not err.startswith("error: ")):
-        return f"stderr is not one line: {err[-300:]!r}"
-    if "Traceback" in err:
-        return "a traceback"
-    return None
-
+pytestmark = pytest.mark.usefixtures("offline")
 
 TINY_SAE = ["--patches", "10", "--hidden", "1"]  # an image that decodes trains for an instant
 
@@ -119,7 +61,7 @@ def good_npy(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("flag", list(PATH_FLAGS))
-def test_every_path_flag_refuses_every_hostile_file_in_one_line(flag, hostile_files, good_npy, tmp_path):  # noqa: F811
+def test_every_path_flag_refuses_every_hostile_file_in_one_line(flag, hostile_files, good_npy, tmp_path):
     catalogue, marker = hostile_files
     lab, template = flag.split()[0], PATH_FLAGS[flag]
     failures = {}
@@ -131,7 +73,7 @@ def test_every_path_flag_refuses_every_hostile_file_in_one_line(flag, hostile_fi
     assert not marker.exists(), "a pickle was loaded"
 
 
-def test_the_refusals_say_what_is_wrong(hostile_files, tmp_path):  # noqa: F811
+def test_the_refusals_say_what_is_wrong(hostile_files, tmp_path):
     catalogue, _ = hostile_files
     expectations = [
         ("gpt", ["train", "--preset", "tiny", "--text-file", str(catalogue["/dev/zero"])], "it is a device, not a file"),
@@ -162,7 +104,7 @@ def test_the_refusals_say_what_is_wrong(hostile_files, tmp_path):  # noqa: F811
         assert code == 2 and words in err and err.count("\n") == 1, (argv, err)
 
 
-def test_upload_decoders_give_an_image_or_a_clear_message(hostile_files):  # noqa: F811
+def test_upload_decoders_give_an_image_or_a_clear_message(hostile_files):
     catalogue, marker = hostile_files
     readable = {name: path for name, path in catalogue.items() if path.is_file() and not path.is_symlink()}
     decoded = set()
@@ -182,7 +124,7 @@ def test_upload_decoders_give_an_image_or_a_clear_message(hostile_files):  # noq
     assert read_text_file(ROOT / "README.md").split("---\n", 2)[-1].lstrip().startswith("# Deep Learning Lab")  # after the Space's front matter
 
 
-def test_a_good_action_works_after_the_hostile_ones(hostile_files, good_npy):  # noqa: F811
+def test_a_good_action_works_after_the_hostile_ones(hostile_files, good_npy):
     code, out, err = run_main("ddpm", ["classifier", "score", "--samples", str(good_npy)])
     assert code == 0 and "of 4 samples recognised" in out, err
     code, out, err = run_main("gpt", ["sample", "--checkpoint", "checkpoints/gpt_shakespeare", "--max-new-tokens", "3", "--seed", "1"])
@@ -194,7 +136,7 @@ def test_a_good_action_works_after_the_hostile_ones(hostile_files, good_npy):  #
     ("sae", ["train", "--source", "upload", "--images", "/dev/zero"]),
     ("ddpm", ["classifier", "score", "--samples", "{fifo}"]),
 ])
-def test_as_a_real_process_no_hang_and_no_traceback(lab, argv, hostile_files):  # noqa: F811
+def test_as_a_real_process_no_hang_and_no_traceback(lab, argv, hostile_files):
     catalogue, _ = hostile_files
     argv = [part.format(fifo=catalogue["fifo"]) for part in argv]
     done = subprocess.run([sys.executable, "-m", f"engine.{lab}", *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from engine.sae.train import load_result
+from tests.cli.conftest import interrupted_after_first_step
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,18 +60,9 @@ def test_data_dir_argument_is_looked_in_first(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_the_result(tmp_path):
-    import signal
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine.sae", "train", "--source", "builtin", "--hidden", "100", "--patches", "20000",
-         "--iterations", "2000", "--out", str(tmp_path / "run")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    process, _, stderr = interrupted_after_first_step(
+        "sae", "train", "--source", "builtin", "--hidden", "100", "--patches", "20000", "--iterations", "2000", "--out", str(tmp_path / "run"),
     )
-    for line in process.stderr:  # the first logged step shows the loop is running
-        if line.startswith("step"):
-            break
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     result, _ = load_result(tmp_path / "run")
     assert result.stopped and 0 < result.iterations < 2000

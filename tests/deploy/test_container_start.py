@@ -21,13 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.server import free_port
+from tests.browser.server import free_port, stop, wait_healthy as server_wait_healthy
 from tests.deploy.dockerfile import BASE_IMAGE_PATH, arguments_of, command_of, env_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,30 +152,17 @@ def container(python_for_uid_1000):
             wait_healthy(url, server, top / "server.log")
             yield url, top, allowed, mark
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server)
             log.close()
             shutil.rmtree(top, ignore_errors=True)
 
 
 def wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.poll() is not None:
-            pytest.fail(f"the start command exited with status {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"the app was not healthy within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
+    """As the browser tests' server waits, failing the test with the end of the server's log."""
+    try:
+        server_wait_healthy(url, server, timeout, name="the start command")
+    except RuntimeError as error:
+        pytest.fail(f"{error}:\n{log.read_text()[-3000:]}")
 
 
 def settled(page) -> None:

@@ -24,7 +24,8 @@ from engine.core.checkpoints import (
 )
 from engine.core.errors import CheckpointError, LabError
 from tests import torch_threads
-from tests.engine.test_checkpoint_kills import ddpm_lab, gpt_lab, sae_lab
+from tests.checkpoint_labs import ddpm_lab, gpt_lab, sae_lab
+from tests.hostile_files import Payload
 
 REPO = Path(__file__).resolve().parents[2]
 FUZZ = settings(max_examples=80, deadline=5000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -286,16 +287,6 @@ def test_a_card_of_many_megabytes_is_refused(tmp_path):
 
 
 # --- pickles ----------------------------------------------------------------------------------------------------
-
-
-class Payload:
-    """Unpickling this creates the marker file: if the marker never appears, nothing was unpickled."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
 
 def test_a_pickle_is_never_unpickled_as_weights_or_card(saved_labs, tmp_path):

@@ -32,10 +32,8 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def run(data, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ddpm") / "run"
-    train(TINY, data, SilentReporter(), out=folder, command="tiny")
-    return folder
+def run(data, train_tiny_ddpm):
+    return train_tiny_ddpm(data, command="tiny")[2]  # the run folder
 
 
 @pytest.fixture(scope="module")

@@ -23,11 +23,9 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def finished(data, tmp_path_factory):
+def finished(data, train_tiny_ddpm):
     """One tiny run, shared by the tests that only read it: (result, reporter, run folder)."""
-    folder = tmp_path_factory.mktemp("ddpm") / "run"
-    report = SilentReporter()
-    return train(TINY, data, report, out=folder, command="python -m engine.ddpm train --preset tiny --toy"), report, folder
+    return train_tiny_ddpm(data, command="python -m engine.ddpm train --preset tiny --toy")
 
 
 def test_tiny_training_reduces_the_loss_and_reports_as_it_goes(finished):

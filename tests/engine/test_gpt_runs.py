@@ -38,10 +38,8 @@ def data():
 
 
 @pytest.fixture
-def finished(tmp_path, data):
-    folder = tmp_path / "done"
-    train_run(TINY, data, SilentReporter(), folder, text=rhymes(), command="python -m engine.gpt train --preset tiny")
-    return folder
+def finished(finished_gpt_run):
+    return finished_gpt_run  # tests/conftest.py: the command line's export test reads it too
 
 
 # --- estimates -------------------------------------------------------------------------------------------------
@@ -233,10 +231,3 @@ def test_export_keeps_the_model_and_drops_adams_moments(tmp_path, finished, data
     optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
     with pytest.raises(CheckpointError, match="can be sampled from, not resumed"):
         restore_training(out, model, optimizer, data)
-
-
-def test_export_from_the_command_line(tmp_path, finished, capsys):
-    assert main(["export", "--checkpoint", str(finished), "--out", str(tmp_path / "small")]) == 0
-    assert "no optimizer state" in capsys.readouterr().out and (tmp_path / "small.safetensors").exists()
-    assert main(["export", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
-    assert "No checkpoint card" in capsys.readouterr().err
