@@ -294,10 +294,7 @@ def run_classifier(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = CommandParser(prog="python -m engine.ddpm", description="DDPM on MNIST: train, sample, score.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_train_command(commands) -> None:
     train_parser = commands.add_parser("train", help="train, keeping the last and the best checkpoint in a run folder")
     start = train_parser.add_mutually_exclusive_group()
     start.add_argument("--preset", choices=list(PRESETS), help="settings to start from (default cpu)")
@@ -310,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     train_parser.add_argument("--toy", type=int, nargs="?", const=2000, metavar="N", help="train on N toy shapes instead of MNIST (default 2000)")
     config_arguments(train_parser)
 
+
+def add_sample_command(commands) -> None:
     sample_parser = commands.add_parser("sample", help="draw digits and write a grid, an array or the animation")
     sample_parser.add_argument("--checkpoint", type=path_argument, help="a run folder or checkpoint (default: the shipped one)")
     sample_parser.add_argument("--out", type=path_argument, action="append",
@@ -327,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     sample_parser.add_argument("--score", action="store_true", help="score the samples with the MNIST classifier")
     sample_parser.add_argument("--classifier", type=path_argument, help="the classifier to score with (default: the shipped one); implies --score")
 
+
+def add_sweep_command(commands) -> None:
     sweep_parser = commands.add_parser("sweep", help="recognised and distance from real digits, for each guidance value")
     sweep_parser.add_argument("--checkpoint", type=path_argument, help="a run folder or checkpoint (default: the shipped one)")
     sweep_parser.add_argument("--guidance", type=guidance_list, default=parse_guidances("unconditional,1,1.5,2,3"),
@@ -339,14 +340,20 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--data-dir", type=path_argument, help="a folder holding mnist/MNIST/raw/ (for the real digits)")
     sweep_parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
 
+
+def add_record_command(commands) -> None:
     record_parser = commands.add_parser("record", help="draw the digits the page's player shows first, and keep them beside the checkpoint")
     record_parser.add_argument("--checkpoint", type=path_argument, help="(default: the shipped one)")
     record_parser.add_argument("--out", type=path_argument, default=SHIPPED_RECORDING, help="path without suffix (default %(default)s)")
 
+
+def add_export_command(commands) -> None:
     export_parser = commands.add_parser("export", help="copy a run's best EMA weights, without the training state: what the project ships")
     export_parser.add_argument("--checkpoint", type=path_argument, required=True, help="a run folder or checkpoint")
     export_parser.add_argument("--out", type=path_argument, required=True, help="a folder, or a path without suffix such as checkpoints/ddpm_mnist")
 
+
+def add_classifier_command(commands) -> None:
     classifier_parser = commands.add_parser("classifier", help="the MNIST classifier that scores samples: train it, or score a .npy")
     actions = classifier_parser.add_subparsers(dest="action", required=True)
     classifier_train = actions.add_parser("train", help="train on MNIST's training digits; the test accuracy goes in the card")
@@ -359,6 +366,17 @@ def main(argv: list[str] | None = None) -> int:
     classifier_score.add_argument("--samples", type=path_argument, required=True, help="a .npy written by `sample --out samples.npy`")
     classifier_score.add_argument("--classifier", type=path_argument, help="(default: the shipped one)")
     classifier_score.add_argument("--digit", type=int, help="the digit the samples were drawn as, to count how many read as it")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = CommandParser(prog="python -m engine.ddpm", description="DDPM on MNIST: train, sample, score.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_train_command(commands)
+    add_sample_command(commands)
+    add_sweep_command(commands)
+    add_record_command(commands)
+    add_export_command(commands)
+    add_classifier_command(commands)
     args = parser.parse_args(argv)
     return run_command(lambda: run(args, argv))
 
