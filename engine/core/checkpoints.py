@@ -588,6 +588,26 @@ def load_parameters(model, arrays: dict, prefix: str, where: Path) -> None:
             parameter.copy_(torch.tensor(array))
 
 
+def training_tensors(model, optimizer, **copies) -> tuple[dict[str, Any], int | None]:
+    """What a resumable checkpoint holds, parameter by parameter: `model.<name>`, `<copy>.<name>` for each of `copies`
+    (models with the same parameter names, such as an EMA), and Adam's or AdamW's moments `adam.exp_avg.<name>` and
+    `adam.exp_avg_sq.<name>`, which load_adam_moments reads back. Returns them with the optimizer's step, None before
+    its first step or without an optimizer."""
+    tensors: dict[str, Any] = {}
+    step = None
+    copied = {prefix: dict(copy.named_parameters()) for prefix, copy in copies.items()}
+    for name, parameter in model.named_parameters():  # named_parameters() lists a tied weight once
+        tensors[f"model.{name}"] = parameter
+        for prefix, parameters in copied.items():
+            tensors[f"{prefix}.{name}"] = parameters[name]
+        state = optimizer.state.get(parameter) if optimizer is not None else None
+        if state:
+            tensors[f"adam.exp_avg.{name}"] = state["exp_avg"]
+            tensors[f"adam.exp_avg_sq.{name}"] = state["exp_avg_sq"]
+            step = int(state["step"])
+    return tensors, step
+
+
 def load_adam_moments(optimizer, model, arrays: dict, step, where: Path) -> None:
     """Adam's or AdamW's state from `adam.exp_avg.<name>` / `adam.exp_avg_sq.<name>` arrays, for resuming.
 

@@ -18,19 +18,20 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from engine.core.checkpoints import card_path, read_card, runs_dir, weights_path, write_atomically
-from engine.core.cli import CommandParser, path_argument, run_command
+from engine.core.checkpoints import card_path, runs_dir, weights_path, write_atomically
+from engine.core.cli import (
+    CommandParser, check_readable_pair, check_writable_pair, command_line, config_arguments, config_in_card, flags_given, path_argument,
+    run_command, train_command, train_in_console,
+)
 from engine.core.device import configure_threads, pick_device
-from engine.core.distributed import is_main_process, leave, under_torchrun
-from engine.core.errors import CheckpointError, ConfigError
-from engine.core.files import check_readable, check_writable
+from engine.core.errors import ConfigError
+from engine.core.files import check_writable
 from engine.core.jobs import ConsoleReporter
 from engine.ddpm.checkpoint import SHIPPED_CHECKPOINT, best_in, export_checkpoint, find_checkpoint, last_in, load_model, record_in_card
 from engine.ddpm.classifier import ClassifierConfig, load_classifier, read_samples, score_samples, train_classifier
@@ -45,51 +46,17 @@ MAX_GIF_SAMPLES = 100
 MAX_GIF_FRAMES = 1000
 
 
-def mults(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, such as 1,2,2; got {text!r}") from None
-
-
-def config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --flag per DDPMTrainConfig field; unset flags keep the preset's (or the resumed run's) value."""
-    group = parser.add_argument_group("settings", "each overrides the preset's value, or the resumed run's")
-    for field in fields(DDPMTrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        example = getattr(DDPMTrainConfig(), field.name)
-        presets = ", ".join(f"{name}: {getattr(preset, field.name)}" for name, preset in PRESETS.items())
-        if isinstance(example, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=presets)
-        elif isinstance(example, tuple):
-            group.add_argument(flag, type=mults, default=None, metavar="N,N,...", help=presets)
-        else:
-            group.add_argument(flag, type=type(example), default=None, metavar=type(example).__name__.upper(), help=presets)
-
-
 def base_config(args: argparse.Namespace) -> DDPMTrainConfig:
     """A preset's settings, or those of the run to resume or of the weights to fine-tune (their model must match)."""
     start = args.resume or (args.init_from if not args.preset else None)
     if start is None:
         return PRESETS[args.preset or "cpu"]
-    card = read_card(readable_checkpoint(start, prefer="last" if args.resume else "best"))
-    try:
-        return DDPMTrainConfig.from_dict(card["config"])
-    except (KeyError, TypeError, ConfigError) as error:
-        raise CheckpointError(f"The checkpoint at {start} has no usable training settings ({error}).") from None
+    return config_in_card(readable_checkpoint(start, prefer="last" if args.resume else "best"), DDPMTrainConfig, start)
 
 
 def readable_checkpoint(path: Path | None, prefer: str = "best") -> Path:
     """The checkpoint a --checkpoint or --resume names, its two files checked to be regular files, so reading them ends."""
-    checkpoint = find_checkpoint(path if path is not None else SHIPPED_CHECKPOINT, prefer=prefer)
-    check_readable(card_path(checkpoint))
-    check_readable(weights_path(checkpoint))
-    return checkpoint
-
-
-def check_checkpoint_writable(path: Path) -> None:
-    check_writable(weights_path(path))
-    check_writable(card_path(path))
+    return check_readable_pair(find_checkpoint(path if path is not None else SHIPPED_CHECKPOINT, prefer=prefer))
 
 
 def training_data(args: argparse.Namespace):
@@ -124,8 +91,7 @@ class RunFolderReporter(ConsoleReporter):
 
 
 def run_train(args: argparse.Namespace, command: str) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(DDPMTrainConfig) if getattr(args, f.name) is not None}
-    config = replace(base_config(args), **overrides).validate()
+    config = replace(base_config(args), **flags_given(args, DDPMTrainConfig)).validate()
     preset = args.preset or (None if args.resume or args.init_from else "cpu")
     if args.resume:
         out = args.out or find_checkpoint(args.resume, prefer="last").parent
@@ -133,13 +99,11 @@ def run_train(args: argparse.Namespace, command: str) -> int:
         out = args.out or runs_dir() / "ddpm" / (preset or "fine-tuned")
     init_from = readable_checkpoint(args.init_from) if args.init_from else None
     for checkpoint in (last_in(out), best_in(out)):
-        check_checkpoint_writable(checkpoint)
+        check_writable_pair(checkpoint)
     data = training_data(args)
     reporter = RunFolderReporter(Path(out), config.log_interval)
-    with reporter.ctrl_c_stops(again_interrupts=not under_torchrun()):
-        result = train(config, data, reporter, out=out, resume=args.resume, command=command, init_from=init_from)
-    reporter.close()
-    if not is_main_process():  # under torchrun rank 0 alone says how the run went, and saved it
+    result = train_in_console(reporter, lambda: train(config, data, reporter, out=out, resume=args.resume, command=command, init_from=init_from))
+    if result is None:
         return 0
     state = "stopped" if result.stopped else "done"
     print(
@@ -170,16 +134,7 @@ def run_sample(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.classifier) if args.score or args.classifier else None  # before the minutes of sampling
     device = pick_device(args.device)
     model, schedule, _ = load_model(readable_checkpoint(args.checkpoint), device)
-    settings = SampleSettings(
-        sampler=args.sampler,
-        n=args.n,
-        steps=args.steps,
-        eta=args.eta,
-        digit=args.digit,
-        unconditional=args.unconditional,
-        guidance=args.guidance,
-        seed=args.seed,
-    ).resolved(model.config, schedule.timesteps)
+    settings = SampleSettings(**flags_given(args, SampleSettings)).resolved(model.config, schedule.timesteps)
     wants_gif = any(path.suffix.lower() == ".gif" for path in outs)
     if wants_gif and settings.n > MAX_GIF_SAMPLES:
         raise ConfigError(f"An animation shows at most {MAX_GIF_SAMPLES} samples, not {settings.n}: lower --n, or write a .png or .npy.")
@@ -231,7 +186,7 @@ def run_sweep(args: argparse.Namespace, command: str) -> int:
         raise ConfigError(f"--n must be between 10 and 10,000 samples per guidance value, got {args.n}.")
     checkpoint = readable_checkpoint(args.checkpoint)
     if args.record:
-        check_checkpoint_writable(checkpoint)
+        check_writable_pair(checkpoint)
     classifier, _ = load_classifier(args.classifier)
     device = pick_device(args.device)
     model, schedule, _ = load_model(checkpoint, device)
@@ -257,7 +212,7 @@ def run_sweep(args: argparse.Namespace, command: str) -> int:
 
 def run_record(args: argparse.Namespace, command: str) -> int:
     checkpoint = readable_checkpoint(args.checkpoint)
-    check_checkpoint_writable(args.out)
+    check_writable_pair(args.out)
     model, schedule, card = load_model(checkpoint)
     reporter = ConsoleReporter("recording")
     recording = record(model, schedule, FIRST_SETTINGS, progress=reporter.progress)
@@ -269,7 +224,7 @@ def run_record(args: argparse.Namespace, command: str) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    check_checkpoint_writable(best_in(args.out) if args.out.is_dir() else find_checkpoint(args.out))
+    check_writable_pair(best_in(args.out) if args.out.is_dir() else find_checkpoint(args.out))
     weights = export_checkpoint(readable_checkpoint(args.checkpoint), args.out)
     print(f"saved {weights} ({weights.stat().st_size / 2**20:.1f} MB, EMA weights only) and {weights.with_suffix('.json')}")
     return 0
@@ -278,7 +233,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_classifier(args: argparse.Namespace, command: str) -> int:
     if args.action == "train":
         config = ClassifierConfig(epochs=args.epochs, seed=args.seed).validate()
-        check_checkpoint_writable(args.out)
+        check_writable_pair(args.out)
         data = training_data(args)
         reporter = ConsoleReporter("classifier", log_every=config.log_interval)
         with reporter.ctrl_c_stops():
@@ -294,22 +249,18 @@ def run_classifier(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = CommandParser(prog="python -m engine.ddpm", description="DDPM on MNIST: train, sample, score.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    train_parser = commands.add_parser("train", help="train, keeping the last and the best checkpoint in a run folder")
-    start = train_parser.add_mutually_exclusive_group()
-    start.add_argument("--preset", choices=list(PRESETS), help="settings to start from (default cpu)")
-    start.add_argument("--resume", type=path_argument, help="a run folder or checkpoint to continue, with its settings")
+def add_train_command(commands) -> None:
+    train_parser = train_command(commands, "train, keeping the last and the best checkpoint in a run folder", PRESETS)
     train_parser.add_argument("--init-from", type=path_argument, metavar="CHECKPOINT",
                               help="fine-tune: a new run that starts from these weights (a run folder or checkpoint, such as checkpoints/ddpm_mnist) "
                               "with a fresh optimizer, and their settings unless --preset is given")
     train_parser.add_argument("--out", type=path_argument, help="run folder (default runs/ddpm/PRESET, or the resumed run's)")
     train_parser.add_argument("--data-dir", type=path_argument, help="a folder holding mnist/MNIST/raw/ (else DLLAB_DATA_DIR, the cache, a download)")
     train_parser.add_argument("--toy", type=int, nargs="?", const=2000, metavar="N", help="train on N toy shapes instead of MNIST (default 2000)")
-    config_arguments(train_parser)
+    config_arguments(train_parser, DDPMTrainConfig, PRESETS)
 
+
+def add_sample_command(commands) -> None:
     sample_parser = commands.add_parser("sample", help="draw digits and write a grid, an array or the animation")
     sample_parser.add_argument("--checkpoint", type=path_argument, help="a run folder or checkpoint (default: the shipped one)")
     sample_parser.add_argument("--out", type=path_argument, action="append",
@@ -327,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     sample_parser.add_argument("--score", action="store_true", help="score the samples with the MNIST classifier")
     sample_parser.add_argument("--classifier", type=path_argument, help="the classifier to score with (default: the shipped one); implies --score")
 
+
+def add_sweep_command(commands) -> None:
     sweep_parser = commands.add_parser("sweep", help="recognised and distance from real digits, for each guidance value")
     sweep_parser.add_argument("--checkpoint", type=path_argument, help="a run folder or checkpoint (default: the shipped one)")
     sweep_parser.add_argument("--guidance", type=guidance_list, default=parse_guidances("unconditional,1,1.5,2,3"),
@@ -339,14 +292,20 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--data-dir", type=path_argument, help="a folder holding mnist/MNIST/raw/ (for the real digits)")
     sweep_parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
 
+
+def add_record_command(commands) -> None:
     record_parser = commands.add_parser("record", help="draw the digits the page's player shows first, and keep them beside the checkpoint")
     record_parser.add_argument("--checkpoint", type=path_argument, help="(default: the shipped one)")
     record_parser.add_argument("--out", type=path_argument, default=SHIPPED_RECORDING, help="path without suffix (default %(default)s)")
 
+
+def add_export_command(commands) -> None:
     export_parser = commands.add_parser("export", help="copy a run's best EMA weights, without the training state: what the project ships")
     export_parser.add_argument("--checkpoint", type=path_argument, required=True, help="a run folder or checkpoint")
     export_parser.add_argument("--out", type=path_argument, required=True, help="a folder, or a path without suffix such as checkpoints/ddpm_mnist")
 
+
+def add_classifier_command(commands) -> None:
     classifier_parser = commands.add_parser("classifier", help="the MNIST classifier that scores samples: train it, or score a .npy")
     actions = classifier_parser.add_subparsers(dest="action", required=True)
     classifier_train = actions.add_parser("train", help="train on MNIST's training digits; the test accuracy goes in the card")
@@ -359,13 +318,24 @@ def main(argv: list[str] | None = None) -> int:
     classifier_score.add_argument("--samples", type=path_argument, required=True, help="a .npy written by `sample --out samples.npy`")
     classifier_score.add_argument("--classifier", type=path_argument, help="(default: the shipped one)")
     classifier_score.add_argument("--digit", type=int, help="the digit the samples were drawn as, to count how many read as it")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = CommandParser(prog="python -m engine.ddpm", description="DDPM on MNIST: train, sample, score.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_train_command(commands)
+    add_sample_command(commands)
+    add_sweep_command(commands)
+    add_record_command(commands)
+    add_export_command(commands)
+    add_classifier_command(commands)
     args = parser.parse_args(argv)
     return run_command(lambda: run(args, argv))
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     configure_threads()
-    command = "python -m engine.ddpm " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("engine.ddpm", argv)
     if args.command == "sample":
         return run_sample(args)
     if args.command == "record":
@@ -376,10 +346,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         return run_export(args)
     if args.command == "classifier":
         return run_classifier(args, command)
-    try:
-        return run_train(args, command)
-    finally:
-        leave()  # the process group training may have started under torchrun
+    return run_train(args, command)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import torch
 
 from engine.core.checkpoints import (
     SHIPPED_DIR, card_metric, card_path, load_adam_moments, load_checkpoint, load_parameters, parameter_shapes, require_shapes, save_checkpoint,
-    settings_from_card, weights_path,
+    settings_from_card, training_tensors, weights_path,
 )
 from engine.core.errors import CheckpointError
 from engine.ddpm.schedule import NoiseSchedule, ScheduleConfig
@@ -82,17 +82,7 @@ def check_model_fits(card: dict, shapes: dict[str, tuple[int, ...]], path: Path)
 
 def save_training(path: Path, model: UNet, ema: UNet, optimizer: torch.optim.Optimizer | None, schedule: ScheduleConfig, card: dict) -> Path:
     """Write the weights, the EMA, Adam's moments (when `optimizer` is given) and the card; returns the weights file."""
-    tensors: dict[str, torch.Tensor] = {}
-    step = None
-    ema_parameters = dict(ema.named_parameters())
-    for name, parameter in model.named_parameters():
-        tensors[f"model.{name}"] = parameter
-        tensors[f"ema.{name}"] = ema_parameters[name]
-        state = optimizer.state.get(parameter) if optimizer is not None else None
-        if state:
-            tensors[f"adam.exp_avg.{name}"] = state["exp_avg"]
-            tensors[f"adam.exp_avg_sq.{name}"] = state["exp_avg_sq"]
-            step = int(state["step"])
+    tensors, step = training_tensors(model, optimizer, ema=ema)
     full_card = {
         **card,
         "model": asdict(model.config),

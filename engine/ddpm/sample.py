@@ -1,10 +1,11 @@
 """Drawing digits from a trained DDPM, one denoising step at a time.
 
-Both samplers are Python generators that yield a `Frame` after every network call, so a viewer can
-play the whole reverse process; `generate` runs one to the end and returns only the images.
+`frames` is a Python generator that yields a `Frame` after every network call, so a viewer can
+play the whole reverse process; `generate` runs it to the end and returns only the images. It walks the
+schedule's (t, t_prev) pairs for either sampler:
 
-- `ddpm_frames`: ancestral sampling, DDPM's Algorithm 2, through all T steps.
-- `ddim_frames`: DDIM with any number of steps and any eta (0: deterministic), on "trailing" timesteps.
+- "ddpm": ancestral sampling, DDPM's Algorithm 2, through all T steps (`ddpm_frames`).
+- "ddim": DDIM with any number of steps and any eta (0: deterministic), on "trailing" timesteps (`ddim_frames`).
 
 Each step, like diffusers' pipelines: the U-Net predicts the noise in x_t, the schedule steps.
 With a class-conditional model, classifier-free guidance (Ho & Salimans 2021) mixes the noise predicted
@@ -150,50 +151,38 @@ def starting_noise(n: int, model: UNetConfig, generator: torch.Generator, device
 
 
 @torch.inference_mode()
-def ddpm_frames(
-    model: UNet, schedule: NoiseSchedule, settings: SampleSettings, device=None, labels_from: int = 0
-) -> Iterator[Frame]:
-    """Algorithm 2: x_T ~ N(0, I); for t = T .. 1, x_{t-1} = mu_theta(x_t, t) + sigma_t z; yields every step."""
-    settings = settings.resolved(model.config, schedule.timesteps)
-    device = device or next(model.parameters()).device
-    generator = torch.Generator().manual_seed(settings.seed)
-    labels = sample_labels(model.config, settings, settings.n, labels_from)
-    labels = labels.to(device) if labels is not None else None
-    x = starting_noise(settings.n, model.config, generator, device)
-    T = schedule.timesteps
-    for index, t in enumerate(reversed(range(T)), start=1):
-        eps = predict_noise(model, x, t, labels, settings.guidance)
-        noise = torch.randn(x.shape, generator=generator).to(device) if t > 0 else None
-        x, x0 = schedule.ddpm_step(eps, t, x, noise, settings.variance, settings.clip)
-        alpha_bar = schedule.alphas_cumprod_prev[t].item()
-        yield Frame(index, T, t, x.float().cpu(), x0.float().cpu(), alpha_bar)
-
-
-@torch.inference_mode()
-def ddim_frames(
-    model: UNet, schedule: NoiseSchedule, settings: SampleSettings, device=None, labels_from: int = 0
-) -> Iterator[Frame]:
-    """DDIM (eq. 12) on `steps` trailing timesteps from T - 1 down to the clean image; yields every step."""
-    settings = settings.resolved(model.config, schedule.timesteps)
-    device = device or next(model.parameters()).device
-    generator = torch.Generator().manual_seed(settings.seed)
-    labels = sample_labels(model.config, settings, settings.n, labels_from)
-    labels = labels.to(device) if labels is not None else None
-    x = starting_noise(settings.n, model.config, generator, device)
-    timesteps = schedule.ddim_timesteps(settings.steps)
-    for index, t in enumerate(timesteps, start=1):
-        t_prev = timesteps[index] if index < len(timesteps) else -1
-        eps = predict_noise(model, x, t, labels, settings.guidance)
-        noise = torch.randn(x.shape, generator=generator).to(device) if settings.eta > 0 and t_prev >= 0 else None
-        x, x0 = schedule.ddim_step(eps, t, t_prev, x, settings.eta, noise, settings.clip)
-        alpha_bar = schedule.alphas_cumprod[t_prev].item() if t_prev >= 0 else 1.0
-        yield Frame(index, len(timesteps), t, x.float().cpu(), x0.float().cpu(), alpha_bar)
-
-
 def frames(model: UNet, schedule: NoiseSchedule, settings: SampleSettings, device=None, labels_from: int = 0) -> Iterator[Frame]:
-    """The frames of the sampler the settings name."""
-    sampler = ddpm_frames if settings.sampler == "ddpm" else ddim_frames
-    return sampler(model, schedule, settings, device, labels_from)
+    """The sampler the settings name, from x_T ~ N(0, I) to the clean image; yields every step.
+
+    One loop for both, as diffusers' pipelines walk `scheduler.timesteps`: the schedule hands out the (t, t_prev)
+    pairs (DDPM all T, DDIM a trailing subsequence), the U-Net predicts the noise, the schedule steps.
+    """
+    settings = settings.resolved(model.config, schedule.timesteps)
+    device = device or next(model.parameters()).device
+    generator = torch.Generator().manual_seed(settings.seed)
+    labels = sample_labels(model.config, settings, settings.n, labels_from)
+    labels = labels.to(device) if labels is not None else None
+    x = starting_noise(settings.n, model.config, generator, device)
+    pairs = schedule.timestep_pairs(settings.sampler, settings.steps)
+    stochastic = settings.sampler == "ddpm" or settings.eta > 0
+    for index, (t, t_prev) in enumerate(pairs, start=1):
+        eps = predict_noise(model, x, t, labels, settings.guidance)
+        # z is drawn only for a step that adds noise, so that a seed draws the same digits as it always has
+        noise = torch.randn(x.shape, generator=generator).to(device) if stochastic and t_prev >= 0 else None
+        x, x0 = schedule.step(
+            eps, t, t_prev, x, noise, sampler=settings.sampler, eta=settings.eta, variance=settings.variance, clip=settings.clip
+        )
+        yield Frame(index, len(pairs), t, x.float().cpu(), x0.float().cpu(), schedule.alpha_bar(t_prev))
+
+
+def ddpm_frames(model: UNet, schedule: NoiseSchedule, settings: SampleSettings, device=None, labels_from: int = 0) -> Iterator[Frame]:
+    """Algorithm 2: x_T ~ N(0, I); for t = T .. 1, x_{t-1} = mu_theta(x_t, t) + sigma_t z; yields every step."""
+    return frames(model, schedule, replace(settings, sampler="ddpm"), device, labels_from)
+
+
+def ddim_frames(model: UNet, schedule: NoiseSchedule, settings: SampleSettings, device=None, labels_from: int = 0) -> Iterator[Frame]:
+    """DDIM (eq. 12) on `steps` trailing timesteps from T - 1 down to the clean image; yields every step."""
+    return frames(model, schedule, replace(settings, sampler="ddim"), device, labels_from)
 
 
 def generate(

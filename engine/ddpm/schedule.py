@@ -111,6 +111,62 @@ class NoiseSchedule:
 
     # the reverse process
 
+    def step(
+        self,
+        eps: torch.Tensor,
+        t: int,
+        t_prev: int,
+        x_t: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        *,
+        sampler: str = "ddim",
+        eta: float = 0.0,
+        variance: str = "beta_tilde",
+        clip: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One reverse step from x_t to x_{t_prev} (t_prev = -1: the clean image); returns (x_{t_prev}, the predicted x_0).
+
+        Both samplers share 1. and 4.; they differ in the mean and sigma of q(x_{t_prev} | x_t, x_0):
+        1. predict x_0 from the noise (eq. 15), and clip it to the data's range [-1, 1];
+        DDPM (Algorithm 2, t_prev = t - 1):
+        2. the posterior mean mu_tilde(x_t, x_0), eq. (7). Without clipping this equals Algorithm 2's
+           (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t), eq. (11); with it, it is the paper's released
+           code (clip_denoised=True) and diffusers' default;
+        3. sigma_t^2 = beta_tilde_t, or beta_t (section 3.2);
+        DDIM (any t_prev < t):
+        2. the noise re-derived from the clipped x_0, so both terms of the update agree (diffusers'
+           use_clipped_model_output); mean = sqrt(alpha_bar_prev) x_0 + sqrt(1 - alpha_bar_prev - sigma^2) eps, eq. (12);
+        3. sigma_t(eta) = eta sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_prev), eq. (16):
+           eta = 0 is deterministic DDIM, eta = 1 has DDPM's variance;
+        4. x_{t_prev} = mean + sigma z with z ~ N(0, I) (`noise`, drawn by the caller, so that its generator can live on
+           the CPU whatever the device); no noise at the last step.
+        """
+        if sampler == "ddpm" and t_prev != t - 1:
+            raise ValueError(f"a DDPM step goes from t to t - 1, got t = {t} and t_prev = {t_prev}")
+        steps = torch.full((x_t.shape[0],), t, dtype=torch.long)
+        x0 = self.predict_x0(x_t, eps, steps)  # 1.
+        if clip:
+            x0 = x0.clamp(-1.0, 1.0)
+        alpha_bar, alpha_bar_prev = self.alphas_cumprod[t].item(), self.alpha_bar(t_prev)
+        if sampler == "ddpm":
+            beta, alpha = self.betas[t].item(), self.alphas[t].item()
+            mean = (math.sqrt(alpha_bar_prev) * beta / (1 - alpha_bar)) * x0 + (math.sqrt(alpha) * (1 - alpha_bar_prev) / (1 - alpha_bar)) * x_t  # 2.
+            if t == 0:
+                return mean, x0
+            if variance not in VARIANCES:
+                raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}.")
+            sigma = math.sqrt(self.posterior_variance[t].item() if variance == "beta_tilde" else beta)  # 3.
+        else:
+            if clip:
+                eps = self.eps_from_x0(x_t, x0, steps)  # 2.
+            sigma = eta * math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))  # 3.
+            mean = math.sqrt(alpha_bar_prev) * x0 + math.sqrt(max(1 - alpha_bar_prev - sigma**2, 0.0)) * eps  # 2.
+        if sigma == 0:
+            return mean, x0
+        if noise is None:
+            raise ValueError(f"a {sampler.upper()} step that adds noise (sigma {sigma:.3g} at t = {t}) needs noise z")
+        return mean + sigma * noise, x0  # 4.
+
     def ddpm_step(
         self,
         eps: torch.Tensor,
@@ -120,31 +176,8 @@ class NoiseSchedule:
         variance: str = "beta_tilde",
         clip: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of Algorithm 2, from x_t to x_{t-1}; returns (x_{t-1}, the predicted x_0).
-
-        1. predict x_0 from the noise (eq. 15), and clip it to the data's range [-1, 1];
-        2. the posterior mean mu_tilde(x_t, x_0) of q(x_{t-1} | x_t, x_0), eq. (7). Without clipping this equals
-           Algorithm 2's (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t), eq. (11);
-           with it, it is the paper's released code (clip_denoised=True) and diffusers' default;
-        3. sigma_t^2 = beta_tilde_t, or beta_t (section 3.2);
-        4. x_{t-1} = mu + sigma_t z with z ~ N(0, I) (`noise`, drawn by the caller, so that its generator can live on
-           the CPU whatever the device), and no noise at the last step (t = 0).
-        """
-        steps = torch.full((x_t.shape[0],), t, dtype=torch.long)
-        x0 = self.predict_x0(x_t, eps, steps)  # 1.
-        if clip:
-            x0 = x0.clamp(-1.0, 1.0)
-        alpha_bar, alpha_bar_prev = self.alphas_cumprod[t].item(), self.alphas_cumprod_prev[t].item()
-        beta, alpha = self.betas[t].item(), self.alphas[t].item()
-        mean = (math.sqrt(alpha_bar_prev) * beta / (1 - alpha_bar)) * x0 + (math.sqrt(alpha) * (1 - alpha_bar_prev) / (1 - alpha_bar)) * x_t  # 2.
-        if t == 0:
-            return mean, x0
-        if variance not in VARIANCES:
-            raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}.")
-        if noise is None:
-            raise ValueError("ddpm_step needs noise z for every step but the last")
-        sigma2 = self.posterior_variance[t].item() if variance == "beta_tilde" else beta  # 3.
-        return mean + math.sqrt(sigma2) * noise, x0  # 4.
+        """One step of Algorithm 2, from x_t to x_{t-1}; returns (x_{t-1}, the predicted x_0)."""
+        return self.step(eps, t, t - 1, x_t, noise, sampler="ddpm", variance=variance, clip=clip)
 
     def ddim_step(
         self,
@@ -156,28 +189,17 @@ class NoiseSchedule:
         noise: torch.Tensor | None = None,
         clip: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One DDIM step from x_t to x_{t_prev} (t_prev = -1 means the clean image); returns (x_{t_prev}, the predicted x_0).
+        """One DDIM step (eq. 12) from x_t to x_{t_prev}, t_prev = -1 meaning the clean image; returns (x_{t_prev}, the predicted x_0)."""
+        return self.step(eps, t, t_prev, x_t, noise, sampler="ddim", eta=eta, clip=clip)
 
-        1. predict x_0 (DDIM eq. 12's first term) and clip it; the noise is then re-derived from the clipped x_0,
-           so both terms of the update agree (diffusers' use_clipped_model_output);
-        2. sigma_t(eta) = eta sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_prev), eq. (16):
-           eta = 0 is deterministic DDIM, eta = 1 has DDPM's variance;
-        3. x_prev = sqrt(alpha_bar_prev) x_0 + sqrt(1 - alpha_bar_prev - sigma^2) eps + sigma z, eq. (12); z is `noise`.
-        """
-        steps = torch.full((x_t.shape[0],), t, dtype=torch.long)
-        x0 = self.predict_x0(x_t, eps, steps)  # 1.
-        if clip:
-            x0 = x0.clamp(-1.0, 1.0)
-            eps = self.eps_from_x0(x_t, x0, steps)
-        alpha_bar = self.alphas_cumprod[t].item()
-        alpha_bar_prev = self.alphas_cumprod[t_prev].item() if t_prev >= 0 else 1.0
-        sigma = eta * math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))  # 2.
-        x_prev = math.sqrt(alpha_bar_prev) * x0 + math.sqrt(max(1 - alpha_bar_prev - sigma**2, 0.0)) * eps  # 3.
-        if sigma > 0:
-            if noise is None:
-                raise ValueError("ddim_step with eta > 0 needs noise z")
-            x_prev = x_prev + sigma * noise
-        return x_prev, x0
+    def alpha_bar(self, t: int) -> float:
+        """alpha_bar_t, with alpha_bar_{-1} = 1: the clean image."""
+        return self.alphas_cumprod[t].item() if t >= 0 else 1.0
+
+    def timestep_pairs(self, sampler: str, steps: int) -> list[tuple[int, int]]:
+        """The reverse process as (t, t_prev) pairs, t_prev = -1 for the clean image: DDPM walks all T, DDIM `steps` trailing ones."""
+        timesteps = list(range(self.timesteps - 1, -1, -1)) if sampler == "ddpm" else self.ddim_timesteps(steps)
+        return list(zip(timesteps, timesteps[1:] + [-1]))
 
     def ddim_timesteps(self, steps: int) -> list[int]:
         """`steps` timesteps from T - 1 down, evenly spaced ("trailing"), each followed by the next or by -1 (clean)."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -37,11 +37,11 @@ from torch.nn import functional as F
 
 from engine.core.config import check_fields, from_dict, from_form, same_spec, seed_spec, spec
 from engine.core.device import autocast_dtype, seed_everything
-from engine.core.distributed import join, world_from_environment
+from engine.core.distributed import World, join, world_from_environment
 from engine.core.errors import ConfigError, DataError
 from engine.core.jobs import Reporter, StopDeadline
 from engine.core.lr import LRSchedule, get_lr
-from engine.ddpm.checkpoint import best_in, last_in, restore_training, save_training, start_from_weights
+from engine.ddpm.checkpoint import TrainingState, best_in, last_in, restore_training, save_training, start_from_weights
 from engine.ddpm.data import CLASSES, DigitData, batch_images
 from engine.ddpm.sample import DEFAULT_GUIDANCE, SampleSettings, generate
 from engine.ddpm.schedule import NoiseSchedule, ScheduleConfig
@@ -294,17 +294,71 @@ class DDPMResult:
     last_checkpoint: Path | None
 
 
-def train(
-    config: DDPMTrainConfig,
-    data: DigitData,
-    report: Reporter,
-    out: str | Path | None = None,
-    resume: str | Path | None = None,
-    command: str = "",
-    init_from: str | Path | None = None,
-) -> DDPMResult:
-    """Train a DDPM on `data`'s training images. Checkpoints go to the folder `out` (when given); `resume` continues a
-    run; `init_from` starts a new run (fresh Adam, step 0) from a checkpoint's weights: fine-tuning."""
+class Batches:
+    """The training batches: each epoch's shuffled order (seeded by the epoch, so a resumed run goes on where it was),
+    and each batch's t, noise and dropped labels.
+
+    Every rank draws the whole batch's t, noise and dropped labels from the same seeded generators and trains on its own
+    slice of it, so two processes see exactly one process's batch, and train the same weights up to the order of float
+    sums (DDP averages the slices' gradients: the batch's mean).
+    """
+
+    def __init__(self, config: DDPMTrainConfig, images, labels, schedule: NoiseSchedule, world: World, batch_size: int, share: int,
+                 per_epoch: int, step: int):
+        self.config, self.images, self.labels, self.schedule = config, images, labels, schedule
+        self.batch_size, self.per_epoch = batch_size, per_epoch
+        self.mine = slice(world.rank * share, (world.rank + 1) * share)
+        self.noise_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)  # a resumed run draws fresh noise
+        self.order: torch.Tensor | None = None
+
+    def order_at(self, step: int) -> torch.Tensor:
+        """The indices of the images of the batch at `step`."""
+        epoch, position = divmod(step, self.per_epoch)
+        if self.order is None or position == 0:
+            self.order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(self.config.seed + epoch))
+        return self.order[position * self.batch_size : (position + 1) * self.batch_size]
+
+    def draw(self, index: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """This rank's slice of the batch of images `index`: (x_t, t, noise, labels or None)."""
+        config, mine = self.config, self.mine
+        t = torch.randint(0, self.schedule.timesteps, (len(index),), generator=self.noise_generator)
+        noise = torch.randn((len(index), 1, *self.images.shape[1:]), generator=self.noise_generator)  # (B, 1, 28, 28)
+        dropped = torch.rand(len(index), generator=self.noise_generator) < config.label_dropout if config.conditional else None
+        x0 = batch_images(self.images[index[mine]], device)  # (B / ranks, 1, 28, 28) in [-1, 1]
+        y = None
+        if config.conditional:
+            y = torch.where(dropped, torch.full_like(self.labels[index], CLASSES), self.labels[index])[mine].to(device)
+        t, noise = t[mine].to(device), noise[mine].to(device)
+        return self.schedule.add_noise(x0, noise, t), t, noise, y
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the loop works with and never replaces, built once before it, as nanoGPT's train.py builds its globals."""
+
+    config: DDPMTrainConfig
+    data: DigitData
+    world: World
+    device: torch.device
+    autocast: AbstractContextManager
+    schedule: NoiseSchedule
+    model: UNet  # what is saved: one process's checkpoint
+    ema: UNet
+    trained: torch.nn.Module  # DDP's wrapper around `model` under torchrun, which runs the steps; else `model` itself
+    optimizer: torch.optim.Optimizer
+    batches: Batches
+    validation: Validation
+    per_epoch: int
+    total_steps: int
+    lr_schedule: LRSchedule
+    out: Path | None  # the run folder where this process saves; None when it saves nothing
+    command: str
+    resumed: TrainingState  # where a resumed run was (step, best loss, seconds); zeros for a new run
+
+
+def set_up(config: DDPMTrainConfig, data: DigitData, out, resume, command: str, init_from) -> Setup:
+    """Check the settings and the data, join the other processes, build the U-Net, its EMA and Adam, and load the
+    checkpoint to resume or to start from."""
     config.validate()
     if resume is not None and init_from is not None:
         raise ConfigError("A run either resumes (with its optimizer and step) or starts from other weights, not both.")
@@ -313,7 +367,6 @@ def train(
     batch_size = min(config.batch_size, len(images))
     share = world.share(batch_size, "The batch size")  # the images of each batch this rank trains on
     device = join(world, config.device)
-    report = world.reporter(report)
     seed_everything(config.seed)
     dtype = autocast_dtype(device)
     autocast = torch.autocast(device_type="cuda", dtype=dtype) if dtype == torch.bfloat16 else nullcontext()
@@ -321,135 +374,128 @@ def train(
     schedule = NoiseSchedule(config.schedule_config())
     model = UNet(config.unet_config()).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
-    trained = world.wrap(model, device)  # DDP's wrapper runs the steps; `model` is what is saved: one process's checkpoint
+    trained = world.wrap(model, device)
     if world.distributed:
         torch.manual_seed(config.seed + world.rank)  # each rank its own dropout masks; the batches come from seeded generators
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    step, best_val_loss, seconds_before = 0, math.inf, 0.0
-    started_from = start_from_weights(init_from, model, ema, config.schedule_config()) if init_from is not None else None
+    resumed = TrainingState(0, math.inf, 0.0)
+    if init_from is not None:
+        resumed = replace(resumed, started_from=start_from_weights(init_from, model, ema, config.schedule_config()))
     if resume is not None:
-        state = restore_training(resume, model, ema, optimizer, config.schedule_config())
-        step, best_val_loss, seconds_before = state.step, state.best_val_loss, state.seconds
-        started_from = state.started_from
+        resumed = restore_training(resume, model, ema, optimizer, config.schedule_config())
     validation = Validation(config, data, schedule)
     per_epoch = steps_per_epoch(config, len(images))
     total_steps = config.epochs * per_epoch
-    lr_schedule = config.lr_schedule(total_steps)
-    if resume is not None and step >= total_steps:
+    if resume is not None and resumed.step >= total_steps:
         raise ConfigError(
-            f"The run to resume is already at step {step:,} (epoch {step / per_epoch:.2f}); ask for more than "
+            f"The run to resume is already at step {resumed.step:,} (epoch {resumed.step / per_epoch:.2f}); ask for more than "
             f"{config.epochs} epochs to train it further."
         )
-    saves = out is not None and world.is_main
-    best_path = best_in(out) if saves else None
-    last_path = last_in(out) if saves else None
-    saved_best: Path | None = None
-    saved_last: Path | None = None
+    batches = Batches(config, images, labels, schedule, world, batch_size, share, per_epoch, resumed.step)
+    return Setup(
+        config=config, data=data, world=world, device=device, autocast=autocast, schedule=schedule, model=model, ema=ema, trained=trained,
+        optimizer=optimizer, batches=batches, validation=validation, per_epoch=per_epoch, total_steps=total_steps,
+        lr_schedule=config.lr_schedule(total_steps), out=Path(out) if out is not None and world.is_main else None, command=command,
+        resumed=resumed,
+    )
 
-    noise_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)  # a resumed run draws fresh noise
-    order: torch.Tensor | None = None
+
+@dataclass
+class Kept:
+    """What the epochs' ends have measured and saved so far: the result's part."""
+
+    best_val_loss: float
+    val_loss: float = math.nan
+    samples: np.ndarray | None = None
+    best: Path | None = None  # the weights file of `best`, once saved
+    last: Path | None = None
+
+
+def evaluate_and_save(run: Setup, kept: Kept, step: int, seconds: float, report: Reporter, deadline: StopDeadline) -> None:
+    """The EMA's validation loss, a grid of samples, `last`, and `best` when the loss improved.
+
+    A stop skips an evaluation or a sample that would take over a second more, but still saves `last`; rank 0 alone
+    evaluates, and drops only its own work, so no other rank waits on it.
+    """
+    config = run.config
+    measured = run.validation.loss(run.ema, run.device, run.autocast, deadline)
+    if measured is not None:
+        kept.val_loss = measured
+        report.metric(step, val_loss=measured, epoch=step / run.per_epoch)
+    if config.sample_count and measured is not None:
+        drawn = sample_grid(run.ema, run.schedule, config, run.device, deadline)
+        if drawn is not None:
+            kept.samples = drawn
+            report.snapshot("samples", drawn)
+    improved = measured is not None and measured < kept.best_val_loss
+    kept.best_val_loss = min(kept.best_val_loss, measured) if measured is not None else kept.best_val_loss
+    if run.out is not None:
+        metrics = {"step": step, "epoch": round(step / run.per_epoch, 3), "val_loss": kept.val_loss, "best_val_loss": kept.best_val_loss,
+                   "seconds": round(seconds, 2)}
+        card = card_for(config, run.data, len(run.batches.images), metrics, run.command, run.resumed.started_from)
+        deadline.phase("saving the checkpoint")
+        kept.last = save_training(last_in(run.out), run.model, run.ema, run.optimizer, config.schedule_config(), card)
+        if improved:
+            kept.best = save_training(best_in(run.out), run.model, run.ema, run.optimizer, config.schedule_config(), card)
+    run.model.train()
+    deadline.phase("training")
+
+
+def train(config: DDPMTrainConfig, data: DigitData, report: Reporter, out: str | Path | None = None, resume: str | Path | None = None,
+          command: str = "", init_from: str | Path | None = None) -> DDPMResult:
+    """Train a DDPM on `data`'s training images. Checkpoints go to the folder `out` (when given); `resume` continues a
+    run; `init_from` starts a new run (fresh Adam, step 0) from a checkpoint's weights: fine-tuning."""
+    run = set_up(config, data, out, resume, command, init_from)
+    report = run.world.reporter(report)
+    step = first_step = run.resumed.step
+    kept = Kept(best_val_loss=run.resumed.best_val_loss)
     started = time.perf_counter()
     window_seconds, window_images = 0.0, 0
-    first_step = step
-    val_loss, samples = math.nan, None
-    model.train()
-    report.progress(step, total_steps)
+    run.model.train()
+    report.progress(step, run.total_steps)
     deadline = StopDeadline(report)
     deadline.phase("training")
     while True:
-        lr = get_lr(step, lr_schedule)
-        for group in optimizer.param_groups:
+        lr = get_lr(step, run.lr_schedule)
+        for group in run.optimizer.param_groups:
             group["lr"] = lr
 
         # at each epoch's end, and where the run ends: evaluate, sample, checkpoint
-        stopping = world.any(report.stop_requested, device)  # a stop on any rank stops them all, at this step
-        finishing = step >= total_steps or stopping
-        # (a stop skips an evaluation or a sample that would take over a second more, but still saves `last`;
-        # rank 0 alone evaluates, and drops only its own work, so no other rank waits on it)
-        if step > first_step and (step % per_epoch == 0 or finishing) and world.is_main:
-            measured = validation.loss(ema, device, autocast, deadline)
-            if measured is not None:
-                val_loss = measured
-                report.metric(step, val_loss=val_loss, epoch=step / per_epoch)
-            if config.sample_count and measured is not None:
-                drawn = sample_grid(ema, schedule, config, device, deadline)
-                if drawn is not None:
-                    samples = drawn
-                    report.snapshot("samples", samples)
-            improved = measured is not None and val_loss < best_val_loss
-            best_val_loss = min(best_val_loss, val_loss) if measured is not None else best_val_loss
-            if saves:
-                metrics = {
-                    "step": step,
-                    "epoch": round(step / per_epoch, 3),
-                    "val_loss": val_loss,
-                    "best_val_loss": best_val_loss,
-                    "seconds": round(seconds_before + time.perf_counter() - started, 2),
-                }
-                card = card_for(config, data, len(images), metrics, command, started_from)
-                deadline.phase("saving the checkpoint")
-                saved_last = save_training(last_path, model, ema, optimizer, config.schedule_config(), card)
-                if improved:
-                    saved_best = save_training(best_path, model, ema, optimizer, config.schedule_config(), card)
-            model.train()
-            deadline.phase("training")
+        stopping = run.world.any(report.stop_requested, run.device)  # a stop on any rank stops them all, at this step
+        finishing = step >= run.total_steps or stopping
+        if step > first_step and (step % run.per_epoch == 0 or finishing) and run.world.is_main:
+            evaluate_and_save(run, kept, step, run.resumed.seconds + time.perf_counter() - started, report, deadline)
         if finishing:
             break
 
-        # a batch: the epoch's shuffled order (seeded by the epoch, so a resumed run goes on where it was)
-        epoch, position = divmod(step, per_epoch)
-        if order is None or position == 0:
-            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(config.seed + epoch))
-        index = order[position * batch_size : (position + 1) * batch_size]
+        # a batch: this rank's slice of it, noised
+        index = run.batches.order_at(step)
         t0 = time.perf_counter()
-        # Every rank draws the whole batch's t, noise and dropped labels from the same seeded generators and trains
-        # on its own slice of it, so two processes see exactly one process's batch, and train the same weights
-        # up to the order of float sums (DDP averages the slices' gradients: the batch's mean).
-        t = torch.randint(0, schedule.timesteps, (len(index),), generator=noise_generator)
-        noise = torch.randn((len(index), 1, *images.shape[1:]), generator=noise_generator)  # (B, 1, 28, 28)
-        dropped = torch.rand(len(index), generator=noise_generator) < config.label_dropout if config.conditional else None
-        mine = slice(world.rank * share, (world.rank + 1) * share)
-        x0 = batch_images(images[index[mine]], device)  # (B / ranks, 1, 28, 28) in [-1, 1]
-        y = None
-        if config.conditional:
-            y = torch.where(dropped, torch.full_like(labels[index], CLASSES), labels[index])[mine].to(device)
-        t, noise = t[mine].to(device), noise[mine].to(device)
-        x_t = schedule.add_noise(x0, noise, t)
+        x_t, t, noise, y = run.batches.draw(index, run.device)
 
         # forward, backward, update
-        with autocast:
-            predicted = trained(x_t, t, y)
+        with run.autocast:
+            predicted = run.trained(x_t, t, y)
         loss = F.mse_loss(predicted.float(), noise)  # L_simple, eq. (14); on rank 0 its slice's, when logged
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip if config.grad_clip > 0 else math.inf)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        update_ema(ema, model, ema_decay_at(step, config))
+        grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip if config.grad_clip > 0 else math.inf)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        update_ema(run.ema, run.model, ema_decay_at(step, config))
 
         # time and log; .item() waits for the GPU, so the steps timed since the last log are complete
         window_images += len(index)
-        if step % config.log_interval == 0:
-            lossf, normf = loss.item(), grad_norm.item()
-            window_seconds += time.perf_counter() - t0
+        logging = step % config.log_interval == 0
+        lossf, normf = (loss.item(), grad_norm.item()) if logging else (math.nan, math.nan)
+        window_seconds += time.perf_counter() - t0
+        if logging:
             report.metric(step, loss=lossf, lr=lr, grad_norm=normf, images_per_s=window_images / window_seconds)
             window_seconds, window_images = 0.0, 0
-        else:
-            window_seconds += time.perf_counter() - t0
         step += 1
-        report.progress(step, total_steps)
+        report.progress(step, run.total_steps)
 
-    ema.eval()
-    return DDPMResult(
-        config=config,
-        model=ema,
-        schedule=schedule,
-        steps=step,
-        epochs=step / per_epoch,
-        val_loss=val_loss,
-        best_val_loss=best_val_loss,
-        stopped=(stopping or report.stop_requested) and step < total_steps,
-        seconds=seconds_before + time.perf_counter() - started,
-        samples=samples,
-        checkpoint=saved_best,
-        last_checkpoint=saved_last,
-    )
+    run.ema.eval()
+    stopped = (stopping or report.stop_requested) and step < run.total_steps
+    return DDPMResult(config=config, model=run.ema, schedule=run.schedule, steps=step, epochs=step / run.per_epoch, val_loss=kept.val_loss,
+                      best_val_loss=kept.best_val_loss, stopped=stopped, seconds=run.resumed.seconds + time.perf_counter() - started,
+                      samples=kept.samples, checkpoint=kept.best, last_checkpoint=kept.last)

@@ -11,19 +11,15 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import signal
 import sys
-from contextlib import contextmanager
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
-from engine.core.checkpoints import card_path, read_card, weights_path
-from engine.core.cli import CommandParser, path_argument, run_command
+from engine.core.cli import (
+    CommandParser, check_readable_pair, check_writable_pair, command_line, config_arguments, config_in_card, flags_given, path_argument,
+    run_command, train_command, train_in_console,
+)
 from engine.core.device import configure_threads, pick_device
-from engine.core.distributed import is_main_process, leave, under_torchrun
-from engine.core.errors import CheckpointError, ConfigError
-from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
 from engine.gpt.checkpoint import checkpoint_in, find_checkpoint, load_model
 from engine.gpt.data import load_shakespeare, prepare_text, read_text_file
@@ -32,73 +28,30 @@ from engine.gpt.sample import generate
 from engine.gpt.train import PRESETS, REFERENCE_VAL_LOSS, GPTTrainConfig, train
 
 
-def config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --flag per GPTTrainConfig field; unset flags keep the preset's (or the resumed run's) value."""
-    group = parser.add_argument_group("settings", "each overrides the preset's value, or the resumed run's")
-    for field in fields(GPTTrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        example = getattr(GPTTrainConfig(), field.name)
-        presets = ", ".join(f"{name}: {getattr(preset, field.name)}" for name, preset in PRESETS.items())
-        if isinstance(example, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=presets)
-        else:
-            group.add_argument(flag, type=type(example), default=None, metavar=type(example).__name__.upper(), help=presets)
-
-
 def base_config(args: argparse.Namespace) -> GPTTrainConfig:
     if args.resume is None:
         return PRESETS[args.preset or "cpu"]
-    card = read_card(readable_checkpoint(args.resume))
-    try:
-        return GPTTrainConfig.from_dict(card["config"])
-    except (KeyError, TypeError, ConfigError) as error:
-        raise CheckpointError(f"The checkpoint at {args.resume} has no usable training settings ({error}).") from None
+    return config_in_card(readable_checkpoint(args.resume), GPTTrainConfig, args.resume)
 
 
 def readable_checkpoint(path: Path) -> Path:
     """The checkpoint a --checkpoint or --resume names, its two files checked to be regular files, so reading them ends."""
-    checkpoint = find_checkpoint(path)
-    check_readable(card_path(checkpoint))
-    check_readable(weights_path(checkpoint))
-    return checkpoint
-
-
-@contextmanager
-def stop_on_ctrl_c(reporter: ConsoleReporter, again_interrupts: bool = True):
-    """While training, the first Ctrl-C asks the loop to stop cleanly (it keeps the best checkpoint); a second one interrupts,
-    unless `again_interrupts` is False (under torchrun, whose agent passes the terminal's Ctrl-C on as a second SIGINT)."""
-
-    def request_stop(signum, frame):
-        if reporter.stop_requested:
-            return
-        print("\nstopping after this iteration" + (" (Ctrl-C again to interrupt)" if again_interrupts else ""), file=sys.stderr)
-        reporter.stop_requested = True
-        if again_interrupts:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, request_stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    return check_readable_pair(find_checkpoint(path))
 
 
 def run_train(args: argparse.Namespace, command: str) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(GPTTrainConfig) if getattr(args, f.name) is not None}
+    overrides = flags_given(args, GPTTrainConfig)
     config = replace(base_config(args), **overrides).validate()
     out = args.out or (find_checkpoint(args.resume).parent if args.resume else gpt_runs_dir() / (args.preset or "cpu"))
-    check_writable(weights_path(checkpoint_in(out)))
-    check_writable(card_path(checkpoint_in(out)))
+    check_writable_pair(checkpoint_in(out))
     if args.text_file:
         text, name = read_text_file(args.text_file), args.text_file.name
     else:
         text, name = load_shakespeare(args.data_dir), "tiny Shakespeare"
     data = prepare_text(text, name)
     reporter = ConsoleReporter("training", log_every=config.log_interval)
-    with stop_on_ctrl_c(reporter, again_interrupts=not under_torchrun()):
-        result = train(config, data, reporter, out=out, resume=args.resume, command=command)
-    reporter.close()
-    if not is_main_process():  # under torchrun rank 0 alone says how the run went, and saved it
+    result = train_in_console(reporter, lambda: train(config, data, reporter, out=out, resume=args.resume, command=command))
+    if result is None:
         return 0
     preset = args.preset or (None if args.resume else "cpu")
     reference = f" (nanoGPT's {preset} recipe: {REFERENCE_VAL_LOSS[preset]})" if preset in REFERENCE_VAL_LOSS and not overrides else ""
@@ -129,9 +82,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    target = find_checkpoint(args.out)
-    check_writable(weights_path(target))
-    check_writable(card_path(target))
+    check_writable_pair(find_checkpoint(args.out))
     weights = export_checkpoint(readable_checkpoint(args.checkpoint), args.out)
     print(f"saved {weights} ({weights.stat().st_size / 2**20:.1f} MB, no optimizer state) and {weights.with_suffix('.json')}")
     return 0
@@ -141,14 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = CommandParser(prog="python -m engine.gpt", description="nanoGPT's character-level GPT on tiny Shakespeare.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train_parser = commands.add_parser("train", help="train, keeping the best checkpoint in a run folder")
-    start = train_parser.add_mutually_exclusive_group()
-    start.add_argument("--preset", choices=list(PRESETS), help="settings to start from (default cpu)")
-    start.add_argument("--resume", type=path_argument, help="a run folder or checkpoint to continue, with its settings")
+    train_parser = train_command(commands, "train, keeping the best checkpoint in a run folder", PRESETS)
     train_parser.add_argument("--out", type=path_argument, help="run folder (default runs/gpt/PRESET, or the resumed run's)")
     train_parser.add_argument("--data-dir", type=path_argument, help="a folder holding shakespeare/input.txt (else DLLAB_DATA_DIR, the cache, a download)")
     train_parser.add_argument("--text-file", type=path_argument, help="train on this UTF-8 text file instead of tiny Shakespeare")
-    config_arguments(train_parser)
+    config_arguments(train_parser, GPTTrainConfig, PRESETS)
 
     sample_parser = commands.add_parser("sample", help="stream text from a checkpoint")
     sample_parser.add_argument("--checkpoint", type=path_argument, default=SHIPPED_CHECKPOINT,
@@ -174,11 +122,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         return run_sample(args)
     if args.command == "export":
         return run_export(args)
-    command = "python -m engine.gpt " + shlex.join(argv if argv is not None else sys.argv[1:])
-    try:
-        return run_train(args, command)
-    finally:
-        leave()  # the process group training may have started under torchrun
+    command = command_line("engine.gpt", argv)
+    return run_train(args, command)
 
 
 if __name__ == "__main__":

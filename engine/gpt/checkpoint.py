@@ -25,7 +25,7 @@ import torch
 
 from engine.core.checkpoints import (
     card_metric, card_path, load_adam_moments, load_checkpoint, load_parameters, parameter_shapes, require_shapes, save_checkpoint, settings_from_card,
-    weights_path,
+    training_tensors, weights_path,
 )
 from engine.core.errors import CheckpointError, LabError
 from engine.gpt.data import CharData, CharTokenizer
@@ -54,17 +54,9 @@ def save_training(path: Path, model: GPT, optimizer: torch.optim.Optimizer, toke
                   batch_stream: torch.Tensor | None = None) -> Path:
     """Write the model, AdamW's moments, the batch generator's state (`batch_stream`, so that a resumed run
     draws the batches the run would have drawn) and the card; returns the weights file."""
-    tensors: dict[str, torch.Tensor] = {}
+    tensors, step = training_tensors(model, optimizer)
     if batch_stream is not None:
-        tensors["batches.state"] = batch_stream
-    step = None
-    for name, parameter in model.named_parameters():  # named_parameters() lists the tied weight once
-        tensors[f"model.{name}"] = parameter
-        state = optimizer.state.get(parameter)
-        if state:
-            tensors[f"adam.exp_avg.{name}"] = state["exp_avg"]
-            tensors[f"adam.exp_avg_sq.{name}"] = state["exp_avg_sq"]
-            step = int(state["step"])
+        tensors = {"batches.state": batch_stream, **tensors}  # first, where the card has always listed it
     full_card = {
         **card,
         "model": asdict(model.config),

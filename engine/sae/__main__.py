@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
-from engine.core.checkpoints import card_path, runs_dir, weights_path
-from engine.core.cli import CommandParser, path_argument, run_command
+from engine.core.checkpoints import runs_dir
+from engine.core.cli import CommandParser, check_writable_pair, command_line, flags_given, path_argument, run_command
 from engine.core.files import check_writable, read_bounded
 from engine.core.grids import png_bytes, tile_images, upscale
 from engine.core.jobs import ConsoleReporter
@@ -30,17 +29,8 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace, max_iters: int = UFLDL.max_iters) -> SAETrainConfig:
-    return SAETrainConfig(
-        patch_size=args.patch_size,
-        hidden_size=args.hidden,
-        num_patches=args.patches,
-        rho=args.rho,
-        beta=args.beta,
-        lam=args.lam,
-        max_iters=max_iters,
-        seed=args.seed,
-        source=args.source,
-    ).validate()
+    # the flags --hidden, --patches and --iterations set fields of other names
+    return SAETrainConfig(**flags_given(args, SAETrainConfig), hidden_size=args.hidden, num_patches=args.patches, max_iters=max_iters).validate()
 
 
 def read_images(paths: list[Path]) -> list[tuple[str, bytes]]:
@@ -49,8 +39,7 @@ def read_images(paths: list[Path]) -> list[tuple[str, bytes]]:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Before minutes of training: can the checkpoint's two files and the filters' PNG be written?"""
-    check_writable(weights_path(args.out))
-    check_writable(card_path(args.out))
+    check_writable_pair(args.out)
     if args.filters_png:
         check_writable(args.filters_png, "--filters-png")
 
@@ -98,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "gradcheck":
         return run_command(lambda: run_gradcheck(args))
-    command = "python -m engine.sae " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("engine.sae", argv)
     return run_command(lambda: run_train(args, command))
 
 
