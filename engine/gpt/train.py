@@ -26,7 +26,7 @@ import torch
 
 from engine.core.config import check_fields, from_dict, from_form, same_spec, seed_spec, spec
 from engine.core.device import autocast_dtype, seed_everything
-from engine.core.distributed import join, world_from_environment
+from engine.core.distributed import World, join, world_from_environment
 from engine.core.errors import ConfigError
 from engine.core.jobs import Reporter, StopDeadline
 from engine.core.lr import LRSchedule, get_lr
@@ -292,6 +292,172 @@ class GPTResult:
     checkpoint: Path | None  # the best checkpoint's weights file, when the run had somewhere to save it
 
 
+@dataclass
+class TrainingRun:
+    """What the loop's parts share: the model as it is saved, evaluated and trained, the optimizer, the batch
+    stream and the best evaluation so far. One per call of `train`."""
+
+    config: GPTTrainConfig
+    data: CharData
+    world: World
+    device: torch.device
+    report: Reporter
+    autocast: object  # bf16 autocast on a CUDA card that supports it, else a null context
+    raw_model: GPT  # what is evaluated and saved, so a checkpoint is one process's
+    model: torch.nn.Module  # raw_model, compiled on CUDA: what rank 0 evaluates
+    trained: torch.nn.Module  # model inside DDP's wrapper under torchrun: what trains
+    optimizer: torch.optim.Optimizer
+    batches: torch.Generator
+    deadline: StopDeadline
+    checkpoint: Path | None  # where the best checkpoint goes (rank 0, with `out`)
+    command: str
+    iter_num: int = 0
+    best_val_loss: float = math.inf
+    best_iter: int = 0
+    best_weights: dict[str, torch.Tensor] | None = None  # the result's weights, even without `out`
+    seconds_before: float = 0.0  # training time of the run this one resumed
+    started: float = 0.0
+    saved: Path | None = None
+    hooks: list = field(default_factory=list)
+    stream_before_batch: torch.Tensor | None = None  # the batch stream's state before X, Y were drawn
+    X: torch.Tensor | None = None
+    Y: torch.Tensor | None = None
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+
+def autocast_for(device: torch.device):
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for anything autocast leaves in float32
+        torch.backends.cudnn.allow_tf32 = True
+    dtype = autocast_dtype(device)
+    return torch.autocast(device_type="cuda", dtype=dtype) if dtype == torch.bfloat16 else nullcontext()
+
+
+def start_run(config: GPTTrainConfig, data: CharData, world: World, device: torch.device, report: Reporter,
+              out: str | Path | None, resume: str | Path | None, command: str) -> TrainingRun:
+    """The model (resumed when asked), its optimizer, the batch stream and the stop's deadline, set up in nanoGPT's order."""
+    autocast = autocast_for(device)
+    raw_model = GPT(config.model_config(data.tokenizer.vocab_size)).to(device)
+    optimizer = raw_model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2), device.type)
+    state = restore_training(resume, raw_model, optimizer, data) if resume is not None else None
+    model = torch.compile(raw_model) if device.type == "cuda" and config.compile else raw_model
+    # DDP's wrapper trains; rank 0 evaluates the model inside it, alone, and saves raw_model, so a checkpoint is one process's
+    trained = world.wrap(model, device)
+    checkpoint = checkpoint_in(out) if out is not None and world.is_main else None
+    best_weights = copy_weights(raw_model) if resume is not None else None
+
+    # Batches come from the random stream of nanoGPT's train.py: torch's global generator as the model's
+    # initialisation left it, drawn in its order (the first training batch; at each evaluation eval_iters
+    # batches of each split; then a training batch per iteration). Without dropout (whose masks come from
+    # the global generator) a run is nanoGPT's own for the same seed, so its reference figures can be met
+    # exactly (bench/gpt_cpu_preset.py). A checkpoint keeps the stream's state from before the batch in
+    # hand was drawn, so a resumed run draws what the run would have drawn.
+    # Under torchrun every rank draws every micro-batch of the step from this same stream and trains on its own
+    # share of them (rank r: micro-batches r * micro_steps onwards), so two processes see exactly what one
+    # process sees, step by step, and train the same weights up to the order of float sums.
+    batches = torch.Generator().set_state(torch.get_rng_state())
+    if state is not None:
+        if state.batch_stream is not None:
+            batches.set_state(state.batch_stream)
+        else:  # a checkpoint from before the stream was saved: at least not the first run's batches again
+            batches.manual_seed(config.seed + state.iter_num)
+    started = time.perf_counter()
+    model.train()
+    report.progress(state.iter_num if state is not None else 0, config.max_iters)
+    if world.distributed:
+        # Under torchrun nothing is abandoned half-way: a rank that dropped its step (or rank 0 its evaluation)
+        # while the others went on would leave them waiting in an all-reduce forever. The all-reduced stop
+        # flag ends the loop on every rank at the next iteration instead.
+        deadline = StopDeadline(report, grace=math.inf)
+        torch.manual_seed(config.seed + world.rank)  # each rank its own dropout masks; the batches have their stream
+    else:
+        deadline = StopDeadline(report)
+    hooks = abandon_on_deadline(raw_model, deadline) if device.type == "cpu" and not world.distributed else []  # a GPU's steps take milliseconds
+    run = TrainingRun(config, data, world, device, report, autocast, raw_model, model, trained, optimizer, batches, deadline,
+                      checkpoint, command, best_weights=best_weights, started=started, hooks=hooks)
+    if state is not None:
+        run.iter_num, run.best_val_loss, run.best_iter, run.seconds_before = state.iter_num, state.best_val_loss, state.iter_num, state.seconds
+    return run
+
+
+def draw_batch(run: TrainingRun) -> None:
+    """The next training batch into run.X, run.Y, keeping the stream's state from before it for a checkpoint."""
+    run.stream_before_batch = run.batches.get_state()
+    run.X, run.Y = get_batch(run.data.train, run.config.block_size, run.config.batch_size, run.batches, run.device)
+
+
+def evaluate_and_save(run: TrainingRun) -> bool:
+    """Estimate the train and val loss, report them and a text sample, and keep the best weights (saved when the run
+    has a checkpoint folder). Rank 0 alone evaluates; the others draw what it draws. False when a stop abandoned it."""
+    config, data, deadline = run.config, run.data, run.deadline
+    if not run.world.is_main:
+        skip_evaluation_batches(data, config, run.batches)
+        return True
+    losses = estimate_loss(run.model, data, config, run.device, run.autocast, run.batches, deadline)
+    if losses is None:
+        return False
+    run.report.metric(run.iter_num, train_loss=losses["train"], val_loss=losses["val"])
+    if config.sample_chars:
+        deadline.phase("writing a text sample")
+        sample = sample_text(run.raw_model, data, config, deadline)
+        if sample is not None:
+            run.report.snapshot("sample", sample)
+    if losses["val"] < run.best_val_loss:
+        run.best_val_loss, run.best_iter = losses["val"], run.iter_num
+        run.best_weights = copy_weights(run.raw_model)
+        if run.checkpoint is not None and run.iter_num > 0:
+            metrics = {
+                "best_val_loss": run.best_val_loss,
+                "train_loss": losses["train"],
+                "iter": run.iter_num,
+                "seconds": round(run.seconds(), 2),
+            }
+            deadline.phase("saving the checkpoint")
+            run.saved = save_training(run.checkpoint, run.raw_model, run.optimizer, data.tokenizer,
+                                      card_for(config, data, metrics, run.command), run.stream_before_batch)
+    deadline.phase("training")
+    return True
+
+
+def forward_backward(run: TrainingRun, micro_steps: int) -> torch.Tensor:
+    """One step's gradients, summed over this rank's `micro_steps` of the step's micro-batches, while every rank draws
+    them all; returns the last of its losses, divided by micro_steps. Raises StepAbandoned when a stop cuts in."""
+    for micro_step in range(run.config.gradient_accumulation_steps):
+        mine = micro_step // micro_steps == run.world.rank
+        if mine:
+            if run.world.distributed:  # DDP all-reduces the gradients after this rank's last micro-batch only
+                run.trained.require_backward_grad_sync = micro_step % micro_steps == micro_steps - 1
+            with run.autocast:
+                _, loss = run.trained(run.X, run.Y)
+                loss = loss / micro_steps  # the summed gradients are then the mean's (DDP averages over ranks)
+        draw_batch(run)  # while the GPU works
+        if mine:
+            loss.backward()
+    return loss
+
+
+def finish(run: TrainingRun, stopped: bool) -> GPTResult:
+    """The result, with the best evaluation's weights in the model."""
+    for hook in run.hooks:
+        hook.remove()
+    if run.best_weights is not None:
+        run.raw_model.load_state_dict(run.best_weights)
+    run.raw_model.eval()
+    return GPTResult(
+        config=run.config,
+        model=run.raw_model,
+        tokenizer=run.data.tokenizer,
+        best_val_loss=run.best_val_loss,
+        best_iter=run.best_iter,
+        iterations=run.iter_num,
+        stopped=stopped,
+        seconds=run.seconds(),
+        checkpoint=run.saved,
+    )
+
+
 def train(
     config: GPTTrainConfig,
     data: CharData,
@@ -308,142 +474,45 @@ def train(
     device = join(world, config.device)
     report = world.reporter(report)
     seed_everything(config.seed)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for anything autocast leaves in float32
-        torch.backends.cudnn.allow_tf32 = True
-    dtype = autocast_dtype(device)
-    autocast = torch.autocast(device_type="cuda", dtype=dtype) if dtype == torch.bfloat16 else nullcontext()
-
-    raw_model = GPT(config.model_config(data.tokenizer.vocab_size)).to(device)
-    optimizer = raw_model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2), device.type)
+    run = start_run(config, data, world, device, report, out, resume, command)
     lr_schedule = config.lr_schedule()
-    iter_num, best_val_loss, best_iter, seconds_before = 0, math.inf, 0, 0.0
-    if resume is not None:
-        state = restore_training(resume, raw_model, optimizer, data)
-        iter_num, best_val_loss, best_iter, seconds_before = state.iter_num, state.best_val_loss, state.iter_num, state.seconds
-    model = torch.compile(raw_model) if device.type == "cuda" and config.compile else raw_model
-    # DDP's wrapper trains; rank 0 evaluates the model inside it, alone, and saves raw_model, so a checkpoint is one process's
-    trained = world.wrap(model, device)
-    checkpoint = checkpoint_in(out) if out is not None and world.is_main else None
-    saved: Path | None = None
-    best_weights = copy_weights(raw_model) if resume is not None else None  # the result's weights, even without `out`
-
-    # Batches come from the random stream of nanoGPT's train.py: torch's global generator as the model's
-    # initialisation left it, drawn in its order (the first training batch; at each evaluation eval_iters
-    # batches of each split; then a training batch per iteration). Without dropout (whose masks come from
-    # the global generator) a run is nanoGPT's own for the same seed, so its reference figures can be met
-    # exactly (bench/gpt_cpu_preset.py). A checkpoint keeps the stream's state from before the batch in
-    # hand was drawn, so a resumed run draws what the run would have drawn.
-    # Under torchrun every rank draws every micro-batch of the step from this same stream and trains on its own
-    # share of them (rank r: micro-batches r * micro_steps onwards), so two processes see exactly what one
-    # process sees, step by step, and train the same weights up to the order of float sums.
-    batches = torch.Generator().set_state(torch.get_rng_state())
-    if resume is not None:
-        if state.batch_stream is not None:
-            batches.set_state(state.batch_stream)
-        else:  # a checkpoint from before the stream was saved: at least not the first run's batches again
-            batches.manual_seed(config.seed + iter_num)
-    started = time.perf_counter()
     step_seconds, steps_timed = 0.0, 0
-    model.train()
-    report.progress(iter_num, config.max_iters)
-    if world.distributed:
-        # Under torchrun nothing is abandoned half-way: a rank that dropped its step (or rank 0 its evaluation)
-        # while the others went on would leave them waiting in an all-reduce forever. The all-reduced stop
-        # flag ends the loop on every rank at the next iteration instead.
-        deadline = StopDeadline(report, grace=math.inf)
-        torch.manual_seed(config.seed + world.rank)  # each rank its own dropout masks; the batches have their stream
-    else:
-        deadline = StopDeadline(report)
-    hooks = abandon_on_deadline(raw_model, deadline) if device.type == "cpu" and not world.distributed else []  # a GPU's steps take milliseconds
-    stream_before_batch = batches.get_state()
-    X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)
+    draw_batch(run)
     while True:
-        lr = get_lr(iter_num, lr_schedule)
-        for group in optimizer.param_groups:
+        lr = get_lr(run.iter_num, lr_schedule)
+        for group in run.optimizer.param_groups:
             group["lr"] = lr
 
         # evaluate, sample, keep the best; the run's last iteration is always evaluated
         stopping = world.any(report.stop_requested, device)  # a stop on any rank stops them all, at this step
-        finishing = iter_num >= config.max_iters or stopping
+        finishing = run.iter_num >= config.max_iters or stopping
         # (a stop abandons an evaluation that would take over a second more; the run keeps its best checkpoint)
-        evaluating = iter_num % config.eval_interval == 0 or finishing
-        if evaluating and not world.is_main:
-            skip_evaluation_batches(data, config, batches)  # rank 0 alone evaluates
-        elif evaluating:
-            losses = estimate_loss(model, data, config, device, autocast, batches, deadline)
-            if losses is None:
-                break
-            report.metric(iter_num, train_loss=losses["train"], val_loss=losses["val"])
-            if config.sample_chars:
-                deadline.phase("writing a text sample")
-                sample = sample_text(raw_model, data, config, deadline)
-                if sample is not None:
-                    report.snapshot("sample", sample)
-            if losses["val"] < best_val_loss:
-                best_val_loss, best_iter = losses["val"], iter_num
-                best_weights = copy_weights(raw_model)
-                if checkpoint is not None and iter_num > 0:
-                    metrics = {
-                        "best_val_loss": best_val_loss,
-                        "train_loss": losses["train"],
-                        "iter": iter_num,
-                        "seconds": round(seconds_before + time.perf_counter() - started, 2),
-                    }
-                    deadline.phase("saving the checkpoint")
-                    saved = save_training(checkpoint, raw_model, optimizer, data.tokenizer, card_for(config, data, metrics, command),
-                                          stream_before_batch)
-            deadline.phase("training")
+        if (run.iter_num % config.eval_interval == 0 or finishing) and not evaluate_and_save(run):
+            break
         if finishing:
             break
 
         # forward, backward, update
         t0 = time.perf_counter()
         try:
-            for micro_step in range(config.gradient_accumulation_steps):
-                mine = micro_step // micro_steps == world.rank
-                if mine:
-                    if world.distributed:  # DDP all-reduces the gradients after this rank's last micro-batch only
-                        trained.require_backward_grad_sync = micro_step % micro_steps == micro_steps - 1
-                    with autocast:
-                        _, loss = trained(X, Y)
-                        loss = loss / micro_steps  # the summed gradients are then the mean's (DDP averages over ranks)
-                stream_before_batch = batches.get_state()
-                X, Y = get_batch(data.train, config.block_size, config.batch_size, batches, device)  # while the GPU works
-                if mine:
-                    loss.backward()
+            loss = forward_backward(run, micro_steps)
         except StepAbandoned:  # stopped inside a step: it is not taken, and the run keeps its best checkpoint
-            optimizer.zero_grad(set_to_none=True)
+            run.optimizer.zero_grad(set_to_none=True)
             break
         if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
 
         # time and log; loss.item() waits for the GPU, so the steps timed since the last log are complete
-        lossf = loss.item() * micro_steps if iter_num % config.log_interval == 0 else None  # rank 0's last micro-batch
+        lossf = loss.item() * micro_steps if run.iter_num % config.log_interval == 0 else None  # rank 0's last micro-batch
         step_seconds += time.perf_counter() - t0
         steps_timed += 1
         if lossf is not None:
             ms = 1000 * step_seconds / steps_timed
-            report.metric(iter_num, loss=lossf, lr=lr, ms_per_iter=ms, tokens_per_s=config.tokens_per_iter / (ms / 1000))
+            report.metric(run.iter_num, loss=lossf, lr=lr, ms_per_iter=ms, tokens_per_s=config.tokens_per_iter / (ms / 1000))
             step_seconds, steps_timed = 0.0, 0
-        iter_num += 1
-        report.progress(iter_num, config.max_iters)
+        run.iter_num += 1
+        report.progress(run.iter_num, config.max_iters)
 
-    for hook in hooks:
-        hook.remove()
-    if best_weights is not None:
-        raw_model.load_state_dict(best_weights)
-    raw_model.eval()
-    return GPTResult(
-        config=config,
-        model=raw_model,
-        tokenizer=data.tokenizer,
-        best_val_loss=best_val_loss,
-        best_iter=best_iter,
-        iterations=iter_num,
-        stopped=(stopping or report.stop_requested) and iter_num < config.max_iters,
-        seconds=seconds_before + time.perf_counter() - started,
-        checkpoint=saved,
-    )
+    return finish(run, stopped=(stopping or report.stop_requested) and run.iter_num < config.max_iters)
