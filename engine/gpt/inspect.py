@@ -143,6 +143,35 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().float().cpu().numpy()
 
 
+def trace_block(block, x: torch.Tensor, causal: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One block's intermediates for the stream x (T, C), by the Trace field they fill; the stream after the
+    block is "resid_post". `causal` (T, T) says which keys each query sees."""
+    attn, mlp = block.attn, block.mlp
+    T, C = x.shape
+    H = attn.n_head
+    hs = C // H
+    kept = {"resid_pre": x}
+    kept["attn_input"] = h_in = block.ln_1(x)  # (T, C)
+    q, k, v = attn.c_attn(h_in).split(C, dim=1)  # (2) each (T, C)
+    kept["q"] = q = q.view(T, H, hs).transpose(0, 1)  # (H, T, hs)
+    kept["k"] = k = k.view(T, H, hs).transpose(0, 1)  # (H, T, hs)
+    kept["v"] = v = v.view(T, H, hs).transpose(0, 1)  # (H, T, hs)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (H, T, T)
+    kept["attn_scores"] = scores = scores.masked_fill(~causal, float("-inf"))
+    kept["attention"] = pattern = torch.softmax(scores, dim=-1)  # (3) (H, T, T)
+    w_proj = attn.c_proj.weight.view(C, H, hs)  # (C_out, H, hs): the columns that read each head
+    kept["head_outputs"] = heads = torch.einsum("hti,chi->htc", pattern @ v, w_proj)  # (4) (H, T, C)
+    kept["attn_bias"] = bias = attn.c_proj.bias if attn.c_proj.bias is not None else torch.zeros(C, device=x.device)
+    kept["attn_out"] = attn_out = heads.sum(0) + bias  # (T, C)
+    kept["resid_mid"] = x = x + attn_out  # (5)
+    kept["mlp_input"] = m_in = block.ln_2(x)  # (T, C)
+    kept["mlp_pre"] = pre = mlp.c_fc(m_in)  # (T, M)
+    kept["mlp_hidden"] = hidden = mlp.gelu(pre)  # (T, M)
+    kept["mlp_out"] = mlp_out = mlp.c_proj(hidden)  # (T, C)
+    kept["resid_post"] = x + mlp_out  # (6)
+    return kept
+
+
 @torch.inference_mode()
 def trace(model: GPT, ids: Sequence[int], vocabulary: Sequence[str]) -> Trace:
     """Run token ids (T,) through `model` (put in eval mode), keeping every intermediate. `vocabulary[i]` is token i as text.
@@ -170,26 +199,8 @@ def trace(model: GPT, ids: Sequence[int], vocabulary: Sequence[str]) -> Trace:
     layers: list[dict[str, torch.Tensor]] = []  # each layer's intermediates, by the Trace field they fill
     lens = [x]
     for block in model.transformer.h:
-        attn, mlp = block.attn, block.mlp
-        kept = {"resid_pre": x}
-        kept["attn_input"] = h_in = block.ln_1(x)  # (T, C)
-        q, k, v = attn.c_attn(h_in).split(C, dim=1)  # (2) each (T, C)
-        kept["q"] = q = q.view(T, H, hs).transpose(0, 1)  # (H, T, hs)
-        kept["k"] = k = k.view(T, H, hs).transpose(0, 1)  # (H, T, hs)
-        kept["v"] = v = v.view(T, H, hs).transpose(0, 1)  # (H, T, hs)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (H, T, T)
-        kept["attn_scores"] = scores = scores.masked_fill(~causal, float("-inf"))
-        kept["attention"] = pattern = torch.softmax(scores, dim=-1)  # (3) (H, T, T)
-        w_proj = attn.c_proj.weight.view(C, H, hs)  # (C_out, H, hs): the columns that read each head
-        kept["head_outputs"] = heads = torch.einsum("hti,chi->htc", pattern @ v, w_proj)  # (4) (H, T, C)
-        kept["attn_bias"] = bias = attn.c_proj.bias if attn.c_proj.bias is not None else torch.zeros(C, device=device)
-        kept["attn_out"] = attn_out = heads.sum(0) + bias  # (T, C)
-        kept["resid_mid"] = x = x + attn_out  # (5)
-        kept["mlp_input"] = m_in = block.ln_2(x)  # (T, C)
-        kept["mlp_pre"] = pre = mlp.c_fc(m_in)  # (T, M)
-        kept["mlp_hidden"] = hidden = mlp.gelu(pre)  # (T, M)
-        kept["mlp_out"] = mlp_out = mlp.c_proj(hidden)  # (T, C)
-        kept["resid_post"] = x = x + mlp_out  # (6)
+        kept = trace_block(block, x, causal)
+        x = kept["resid_post"]
         layers.append(kept)
         lens.append(x)
     stream = torch.stack(lens)  # (L + 1, T, C)

@@ -124,6 +124,30 @@ class CachedContext:
         return self._feed([token])
 
 
+class FullContext:
+    """nanoGPT's GPT.generate: the whole context, cropped to its last block_size characters, through the model for
+    every new character. Slower than CachedContext, and the reference it is tested against."""
+
+    def __init__(self, model: GPT, device):
+        self.model = model
+        self.device = torch.device(device)
+        self.idx = torch.empty(1, 0, dtype=torch.long, device=self.device)  # (1, T)
+
+    @torch.no_grad()
+    def _logits(self) -> torch.Tensor:
+        idx_cond = self.idx[:, -self.model.config.block_size :]  # (1, <= block_size)
+        logits, _ = self.model(idx_cond)  # (1, 1, vocab)
+        return logits[0, -1]
+
+    def start(self, ids: list[int]) -> torch.Tensor:
+        self.idx = torch.tensor([ids], dtype=torch.long, device=self.device)  # (1, T)
+        return self._logits()
+
+    def push(self, token: int) -> torch.Tensor:
+        self.idx = torch.cat([self.idx, torch.tensor([[token]], device=self.device)], dim=1)  # (1, T + 1)
+        return self._logits()
+
+
 def model_device(model: GPT) -> torch.device:
     return next(model.parameters()).device
 
@@ -138,8 +162,10 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = None,
     device=None,
+    recompute: bool = False,
 ) -> Iterator[str]:
-    """Yield `max_new_tokens` characters that continue `prompt`, one at a time, using the key/value cache.
+    """Yield `max_new_tokens` characters that continue `prompt`, one at a time, using the key/value cache
+    (or, with `recompute`, nanoGPT's full forward pass for each character).
 
     Settings are checked now, not at the first character. The model is put in eval mode (no dropout).
     """
@@ -150,7 +176,7 @@ def generate(
     model.eval()
 
     def stream() -> Iterator[str]:
-        context = CachedContext(model, device)
+        context = FullContext(model, device) if recompute else CachedContext(model, device)
         logits = context.start(ids)
         for step in range(max_new_tokens):
             token = sample_next(logits, temperature, top_k, top_p, generator)
@@ -161,30 +187,7 @@ def generate(
     return stream()
 
 
-@torch.no_grad()
-def generate_full_recompute(
-    model: GPT,
-    tokenizer: CharTokenizer,
-    prompt: str = "",
-    max_new_tokens: int = 500,
-    temperature: float = 0.8,
-    top_k: int | None = 200,
-    top_p: float = 1.0,
-    seed: int | None = None,
-    device=None,
-) -> str:
-    """nanoGPT's GPT.generate: the whole (cropped) context through the model for every new character."""
-    check_sampling(max_new_tokens, temperature, top_k, top_p, seed)
-    ids = prompt_ids(tokenizer, prompt)
-    device = torch.device(device) if device is not None else model_device(model)
-    generator = make_generator(seed, device)
-    model.eval()
-    idx = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
-    new = []
-    for _ in range(max_new_tokens):
-        idx_cond = idx[:, -model.config.block_size :]  # (1, <= block_size)
-        logits, _ = model(idx_cond)  # (1, 1, vocab)
-        token = sample_next(logits[0, -1], temperature, top_k, top_p, generator)
-        new.append(token)
-        idx = torch.cat([idx, torch.tensor([[token]], device=device)], dim=1)  # (1, T + 1)
-    return tokenizer.decode(new)
+def generate_full_recompute(model: GPT, tokenizer: CharTokenizer, prompt: str = "", max_new_tokens: int = 500, **settings) -> str:
+    """nanoGPT's GPT.generate: the whole (cropped) context through the model for every new character.
+    `settings` are generate's (temperature, top_k, top_p, seed, device)."""
+    return "".join(generate(model, tokenizer, prompt, max_new_tokens, recompute=True, **settings))
