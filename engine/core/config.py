@@ -9,8 +9,12 @@ and its `validate()` starts with `check_fields(self)`, which checks every field 
 and its range: a bool is not a number, a whole-number field refuses 1.5 and "3", a number must be
 finite (nan and inf are refused by name), and a value outside its range gets a message naming the
 value and the limit ("seed must be between 0 and 2**63-1, got 99999999999999999999999"). Rules that
-tie fields together stay in each config's `validate()`. `from_dict` builds a config from a card's JSON
-(or any value at all) and gives the config or a `ConfigError`, never another exception.
+tie fields together stay in each config's `validate()`, each a `require(ok, message)`. `from_dict` builds a
+config from a card's JSON (or any value at all) and gives the config or a `ConfigError`, never another exception.
+A trainer's config takes both ways in from `Config`, naming its settings once:
+
+    @dataclass(frozen=True)
+    class SAETrainConfig(Config, what="SAE settings", renamed={"max_iter": "max_iters"}):
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import types
 import typing
 from dataclasses import dataclass, fields
 from functools import cache
-from typing import Any
+from typing import Any, Self
 
 from engine.core.errors import ConfigError
 
@@ -177,6 +181,12 @@ def check_fields(config) -> None:
         _checked(type(config), item.name, getattr(config, item.name))
 
 
+def require(ok: bool, message: str) -> None:
+    """A rule that ties fields together, in validate(): a ConfigError with `message` when it does not hold."""
+    if not ok:
+        raise ConfigError(message)
+
+
 def from_dict(cls, values, what: str, renamed: dict[str, str] | None = None):
     """A config of class `cls` from a dict (a card's JSON), each field typed and in range; unknown keys refused.
 
@@ -200,6 +210,29 @@ def from_form(cls, values: dict, what: str):
     whole-number field is taken as that number; anything else is checked as `from_dict` checks it."""
     whole = {name for name, hint in _hints(cls).items() if _parts(hint)[0] is int}
     return from_dict(cls, {name: _whole(value) if name in whole else value for name, value in values.items()}, what)
+
+
+class Config:
+    """`from_dict` and `from_form` for a frozen config dataclass, which names its settings for messages as it
+    subclasses this: `class GPTTrainConfig(Config, what="GPT training settings")`. `renamed` maps a field's old
+    name to its new one for cards (see from_dict); a page's form always uses the new names."""
+
+    _what = "settings"  # not annotated: typing.get_type_hints, which reads the fields' types, would list them
+    _renamed = {}
+
+    def __init_subclass__(cls, what: str = "", renamed: dict[str, str] | None = None, **rest):
+        super().__init_subclass__(**rest)
+        cls._what = what or cls._what
+        cls._renamed = dict(renamed or {})
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Self:
+        return from_dict(cls, values, cls._what, renamed=cls._renamed)
+
+    @classmethod
+    def from_form(cls, values: dict) -> Self:
+        """From a page's number inputs, which may hand back 64.0 for 64."""
+        return from_form(cls, values, cls._what)
 
 
 def _whole(value):

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from engine.core.config import check_fields, from_dict, from_form, same_spec, seed_spec, spec
+from engine.core.config import Config, check_fields, require, same_spec, seed_spec, spec
 from engine.core.device import autocast_dtype, seed_everything
 from engine.core.distributed import World, join, world_from_environment
 from engine.core.errors import ConfigError, DataError
@@ -54,7 +54,7 @@ MAX_TRAIN_IMAGES = 10_000_000
 
 
 @dataclass(frozen=True)
-class DDPMTrainConfig:
+class DDPMTrainConfig(Config, what="DDPM training settings", renamed={"warmup_steps": "warmup_iters"}):
     # the U-Net (see unet.UNetConfig, which checks these ranges)
     width: int = field(default=16, metadata=same_spec(UNetConfig, "width"))  # channels at 28x28; 32 at 14x14, 64 at 7x7 with channel_mults (1, 2, 4): 0.65 M parameters
     channel_mults: tuple[int, ...] = (1, 2, 4)  # the width goes where pixels are few, and arithmetic cheap
@@ -111,10 +111,6 @@ class DDPMTrainConfig:
         return LRSchedule(self.learning_rate, self.min_lr, self.warmup_iters, total_iters, self.decay_lr)
 
     def validate(self) -> "DDPMTrainConfig":
-        def require(ok: bool, message: str):
-            if not ok:
-                raise ConfigError(message)
-
         check_fields(self)
         self.unet_config().validate()
         self.schedule_config().validate()
@@ -128,15 +124,6 @@ class DDPMTrainConfig:
             f"sample_steps (DDIM steps for the grid) must be between 1 and timesteps ({self.timesteps}), got {self.sample_steps}.",
         )
         return self
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "DDPMTrainConfig":
-        return from_dict(cls, values, "DDPM training settings", renamed={"warmup_steps": "warmup_iters"})
-
-    @classmethod
-    def from_form(cls, values: dict) -> "DDPMTrainConfig":
-        """From a page's number inputs, which may hand back 64.0 for 64."""
-        return from_form(cls, values, "DDPM training settings")
 
 
 # Where the shipped checkpoint began (its card's started_from; then fine-tuned with --init-from): the defaults above, on all 60,000 training digits: 4,685 steps,

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import torch
 
-from engine.core.config import check_fields, from_dict, from_form, same_spec, seed_spec, spec
+from engine.core.config import Config, check_fields, require, same_spec, seed_spec, spec
 from engine.core.device import autocast_dtype, seed_everything
 from engine.core.distributed import World, join, world_from_environment
-from engine.core.errors import ConfigError
 from engine.core.jobs import Reporter, StopDeadline
 from engine.core.lr import LRSchedule, get_lr
 from engine.gpt.checkpoint import checkpoint_in, restore_training, save_training
@@ -43,7 +42,7 @@ MAX_WEIGHT_DECAY = 1.0  # AdamW scales each matrix by 1 - learning_rate * weight
 
 
 @dataclass(frozen=True)
-class GPTTrainConfig:
+class GPTTrainConfig(Config, what="GPT training settings"):
     # model (see model.GPTConfig, which checks these ranges); the vocabulary size comes from the data
     n_layer: int = field(default=6, metadata=same_spec(GPTConfig, "n_layer"))
     n_head: int = field(default=6, metadata=same_spec(GPTConfig, "n_head"))
@@ -95,25 +94,15 @@ class GPTTrainConfig:
     def validate(self) -> "GPTTrainConfig":
         check_fields(self)
         self.model_config(vocab_size=2).validate()
-        if not self.min_lr <= self.learning_rate:
-            raise ConfigError(f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}.")
-        if self.decay_lr and not self.lr_decay_iters > self.warmup_iters:
-            raise ConfigError(
-                f"lr_decay_iters ({self.lr_decay_iters}) must be larger than warmup_iters ({self.warmup_iters}): the cosine decay runs between them."
-            )
+        require(self.min_lr <= self.learning_rate, f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}.")
+        require(
+            not self.decay_lr or self.lr_decay_iters > self.warmup_iters,
+            f"lr_decay_iters ({self.lr_decay_iters}) must be larger than warmup_iters ({self.warmup_iters}): the cosine decay runs between them.",
+        )
         return self
 
     def lr_schedule(self) -> LRSchedule:
         return LRSchedule(self.learning_rate, self.min_lr, self.warmup_iters, self.lr_decay_iters, self.decay_lr)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "GPTTrainConfig":
-        return from_dict(cls, values, "GPT training settings")
-
-    @classmethod
-    def from_form(cls, values: dict) -> "GPTTrainConfig":
-        """From a page's number inputs, which may hand back 64.0 for 64."""
-        return from_form(cls, values, "GPT training settings")
 
 
 # nanoGPT's config/train_shakespeare_char.py, which the defaults above are.

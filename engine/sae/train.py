@@ -21,7 +21,7 @@ import numpy as np
 from engine.core.checkpoints import (
     SHIPPED_DIR, card_metric, card_path, checkpoint_bytes, describe, load_checkpoint, save_checkpoint, settings_from_card, weights_path,
 )
-from engine.core.config import Range, check_fields, check_value, from_dict, from_form, seed_spec, spec
+from engine.core.config import Config, Range, check_fields, check_value, seed_spec, spec
 from engine.core.device import seed_everything
 from engine.core.errors import CheckpointError, ConfigError
 from engine.core.jobs import Reporter
@@ -56,7 +56,7 @@ SAMPLE_PATCHES = 20  # kept with a result to show reconstructions without the tr
 
 
 @dataclass(frozen=True)
-class SAETrainConfig:
+class SAETrainConfig(Config, what="SAE settings", renamed={"max_iter": "max_iters"}):
     patch_size: int = field(default=8, metadata=spec(2, MAX_PATCH_SIZE, unit="pixels"))  # 8x8 patches: 64 visible units
     hidden_size: int = field(default=25, metadata=spec(1, MAX_HIDDEN))  # 25 hidden units, shown as a 5x5 grid of filters
     num_patches: int = field(default=10_000, metadata=spec(10, MAX_PATCHES))
@@ -74,15 +74,6 @@ class SAETrainConfig:
     def validate(self) -> "SAETrainConfig":
         check_fields(self)
         return self
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "SAETrainConfig":
-        return from_dict(cls, values, "SAE settings", renamed={"max_iter": "max_iters"})
-
-    @classmethod
-    def from_form(cls, values: dict) -> "SAETrainConfig":
-        """From the page's number inputs, which may hand back 25.0 for 25."""
-        return from_form(cls, values, "SAE settings")
 
 
 UFLDL = SAETrainConfig()  # the exercise's settings; reaches cost ~0.46 on Olshausen's images
