@@ -21,7 +21,7 @@ from bench.machine import describe_machine
 from engine.gpt.checkpoint import load_model
 from engine.gpt.data import load_shakespeare
 from engine.gpt.inspect import trace_prompt
-from engine.gpt.runs import SHIPPED_CHECKPOINT
+from engine.gpt.checkpoint import SHIPPED_CHECKPOINT
 from tests.browser.server import CHROMIUM_ARGS, ROOT, chromium_executable, serve_app
 
 PROMPT_CHARS = 64

@@ -5,10 +5,10 @@ import streamlit as st
 from engine.core.errors import LabError
 from engine.ddpm import checkpoint as ddpm_checkpoint
 from engine.ddpm.sample import SampleSettings, generate as generate_digits, grid_image as digit_grid
-from engine.gpt import runs as gpt_runs
+from engine.gpt import checkpoint as gpt_checkpoint, runs as gpt_runs
 from engine.gpt.checkpoint import load_model
 from engine.gpt.sample import generate
-from engine.sae.train import SHIPPED_CHECKPOINT, load_result
+from engine.sae.checkpoint import SHIPPED_CHECKPOINT, load_result
 from ui.images import grid_image
 
 
@@ -80,7 +80,7 @@ with lab_card(
     "write plays in his style. Generate from a trained model, train your own live, and compare runs.",
     "lab_pages/shakespeare_gpt.py", "Open the Shakespeare GPT lab",
 ):
-    snippet = gpt_snippet(str(gpt_runs.SHIPPED_CHECKPOINT)) if gpt_runs.shipped_available() else None
+    snippet = gpt_snippet(str(gpt_checkpoint.SHIPPED_CHECKPOINT)) if gpt_runs.shipped_available() else None
     if snippet is not None:
         st.code(snippet[0], language=None, wrap_lines=True)
         loss = f" (val loss {snippet[1]:.2f} nats per character)" if snippet[1] else ""

@@ -104,7 +104,8 @@ def ddpm_lab() -> Lab:
 
 def sae_lab() -> Lab:
     from engine.sae.model import CostTerms
-    from engine.sae.train import SAETrainConfig, SAEResult, load_result, save_result
+    from engine.sae.checkpoint import load_result, save_result
+    from engine.sae.train import SAETrainConfig, SAEResult
 
     config = SAETrainConfig(patch_size=2, hidden_size=3)
     size = 2 * config.hidden_size * config.visible_size + config.hidden_size + config.visible_size

@@ -9,7 +9,7 @@ import streamlit as st
 from engine.core.checkpoints import changed_at
 from engine.core.errors import LabError
 from engine.core.runs import RunList
-from engine.gpt import runs as gpt_runs  # the module, not its names: tests point SHIPPED_CHECKPOINT elsewhere
+from engine.gpt import checkpoint as gpt_checkpoint, runs as gpt_runs  # the modules, not their names: tests point SHIPPED_CHECKPOINT elsewhere
 from engine.gpt.checkpoint import load_model
 from engine.gpt.sample import generate
 from ui.errors import show_error
@@ -33,7 +33,7 @@ def generate_here(path: Path, label: str, prompt: str, count: int, temperature=0
 
 def model_sources(runs: RunList) -> dict[str, str]:
     """Checkpoint path -> what to call it: the shipped model when this copy has it, then each run with a checkpoint."""
-    shipped = gpt_runs.SHIPPED_CHECKPOINT
+    shipped = gpt_checkpoint.SHIPPED_CHECKPOINT
     sources = {str(shipped): "the shipped checkpoint"} if gpt_runs.shipped_available() else {}
     sources.update({str(run.checkpoint): f"run {run.name} (val loss {run.best_val_loss:.4f})" for run in runs if run.has_checkpoint and run.best_val_loss})
     return sources
@@ -54,7 +54,7 @@ def sampling_settings() -> dict:
 
 def show_text(clicked: bool, source: str, sources: dict[str, str], settings: dict) -> None:
     """A new text on Generate, a short sample on a first visit, else the session's last text again."""
-    shipped = str(gpt_runs.SHIPPED_CHECKPOINT)
+    shipped = str(gpt_checkpoint.SHIPPED_CHECKPOINT)
     try:
         if clicked:
             generate_here(Path(source), sources[source], **settings)
@@ -84,7 +84,7 @@ def generate_section(runs: RunList) -> None:
     """Pick a model, set the sampler, read what it writes."""
     sources = model_sources(runs)
     if not gpt_runs.shipped_available():
-        shipped = gpt_runs.SHIPPED_CHECKPOINT
+        shipped = gpt_checkpoint.SHIPPED_CHECKPOINT
         st.info(f"The shipped checkpoint ({shipped.name}.safetensors in {shipped.parent.name}/) is not in this "
                 "copy of the lab yet, so there is no sample to read here. Train a run below, then generate from it.", icon=":material/info:")
     if not sources:

@@ -9,9 +9,9 @@ from engine.core.errors import ConfigError, LabError
 from engine.core.grids import png_bytes
 from engine.core.jobs import JobState, JobView
 from engine.sae.images import SOURCES, olshausen_available
+from engine.sae.checkpoint import SHIPPED_CHECKPOINT, load_result, result_bytes
 from engine.sae.patches import as_images
 from engine.sae.train import (
-    SHIPPED_CHECKPOINT,
     UFLDL,
     UFLDL_COST_TRAINED,
     UFLDL_COST_UNTRAINED,
@@ -19,9 +19,7 @@ from engine.sae.train import (
     SAEResult,
     cli_command,
     gradient_check,
-    load_result,
     prepare_data,
-    result_bytes,
     train,
 )
 from ui.address import address_notes, bound, share_box

@@ -9,7 +9,7 @@ import streamlit as st
 
 from engine.core.checkpoints import changed_at
 from engine.core.errors import LabError
-from engine.gpt import runs as gpt_runs  # the module, not its names: tests point SHIPPED_CHECKPOINT elsewhere
+from engine.gpt import checkpoint as gpt_checkpoint, runs as gpt_runs  # the modules, not their names: tests point SHIPPED_CHECKPOINT elsewhere
 from engine.gpt.checkpoint import load_model
 from engine.gpt.inspect import Trace, trace_prompt
 from engine.gpt.toy import ToyConfig, train_toy
@@ -51,7 +51,7 @@ def cached_toy():
 
 def modified_time(choice: str) -> float:
     """When the choice's checkpoint last changed (0 for the toy): a checkpoint that a running training rewrote is loaded afresh."""
-    return 0.0 if choice == TOY else changed_at(gpt_runs.SHIPPED_CHECKPOINT if choice == SHIPPED else Path(choice))
+    return 0.0 if choice == TOY else changed_at(gpt_checkpoint.SHIPPED_CHECKPOINT if choice == SHIPPED else Path(choice))
 
 
 def picked_model(choice: str):
@@ -59,7 +59,7 @@ def picked_model(choice: str):
     if choice == TOY:
         toy = cached_toy()
         return toy.model, toy.tokenizer, describe_toy(toy)
-    path = gpt_runs.SHIPPED_CHECKPOINT if choice == SHIPPED else Path(choice)
+    path = gpt_checkpoint.SHIPPED_CHECKPOINT if choice == SHIPPED else Path(choice)
     model, tokenizer, card = cached_model(str(path), modified_time(choice))
     return model, tokenizer, describe_checkpoint(model, card)
 
@@ -97,7 +97,7 @@ def model_picker(choices: dict[str, str]) -> Picked:
     """The model select box and a line about the model; the page stops here when the model cannot be had."""
     choice = st.selectbox("Model", list(choices), format_func=choices.get, key="itt_model", on_change=model_changed)
     if choice == SHIPPED and not gpt_runs.shipped_available():
-        shipped = gpt_runs.SHIPPED_CHECKPOINT
+        shipped = gpt_checkpoint.SHIPPED_CHECKPOINT
         st.info(f"The shipped model ({shipped.name}.safetensors in {shipped.parent.name}/) is not "
                 "in this copy of the lab yet. Pick one of your own runs or the toy above, or train a model on the Shakespeare GPT page "
                 "(or `python -m engine.gpt train --preset cpu`) and come back.", icon=":material/info:")

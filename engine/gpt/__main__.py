@@ -23,7 +23,8 @@ from engine.core.device import configure_threads, pick_device
 from engine.core.jobs import ConsoleReporter
 from engine.gpt.checkpoint import checkpoint_in, find_checkpoint, load_model
 from engine.gpt.data import load_shakespeare, prepare_text, read_text_file
-from engine.gpt.runs import SHIPPED_CHECKPOINT, export_checkpoint, gpt_runs_dir
+from engine.gpt.checkpoint import SHIPPED_CHECKPOINT
+from engine.gpt.runs import export_checkpoint, gpt_runs_dir
 from engine.gpt.sample import generate
 from engine.gpt.train import PRESETS, REFERENCE_VAL_LOSS, GPTTrainConfig, train
 

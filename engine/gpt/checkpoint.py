@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from engine.core.checkpoints import (
-    card_metric, card_path, load_adam_moments, load_checkpoint, load_parameters, parameter_shapes, require_shapes, save_checkpoint, settings_from_card,
+    SHIPPED_DIR, card_metric, card_path, load_adam_moments, load_checkpoint, load_parameters, parameter_shapes, require_shapes, save_checkpoint, settings_from_card,
     training_tensors, weights_path,
 )
 from engine.core.errors import CheckpointError, LabError
@@ -32,6 +32,7 @@ from engine.gpt.data import CharData, CharTokenizer
 from engine.gpt.model import GPT, GPTConfig
 
 KIND = "gpt"
+SHIPPED_CHECKPOINT = SHIPPED_DIR / "gpt_shakespeare"  # gpt_shakespeare.safetensors and .json
 LAYER_TENSOR = re.compile(r"model\.transformer\.h\.(\d+)\.")  # model.transformer.h.<layer>.<parameter>
 
 

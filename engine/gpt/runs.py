@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from engine.core import runs as core_runs
-from engine.core.checkpoints import SHIPPED_DIR, card_path, load_checkpoint, read_card, save_checkpoint, weights_path, write_atomically
+from engine.core.checkpoints import card_path, load_checkpoint, read_card, save_checkpoint, weights_path, write_atomically
 from engine.core.device import pick_device
 from engine.core.errors import CheckpointError, ConfigError, DataError, LabError
 from engine.core.jobs import Reporter
 from engine.core.runs import HISTORY_FILE, RUN_FILE, RunList, RunRecorder, mapping, number, read_history, read_json, text as text_or, whole, write_json
+from engine.gpt import checkpoint as gpt_checkpoint
 from engine.gpt.checkpoint import KIND, checkpoint_in, find_checkpoint
 from engine.gpt.data import CharData, load_shakespeare, prepare_text, read_text_file
 from engine.gpt.estimate import ParamCount, StepTime
 from engine.gpt.train import CPU, GPTResult, GPTTrainConfig, train
 
-SHIPPED_CHECKPOINT = SHIPPED_DIR / "gpt_shakespeare"  # gpt_shakespeare.safetensors and .json
 SHAKESPEARE = "tiny Shakespeare"  # the data name train.py's card records for it
 TEXT_FILE = "text.txt"
 NOT_COMPARED = ("device", "compile")  # settings that change where a run goes, not what it learns
@@ -263,7 +263,8 @@ def export_checkpoint(source: str | Path, out: str | Path) -> Path:
 
 
 def shipped_available() -> bool:
-    return weights_path(SHIPPED_CHECKPOINT).exists() and card_path(SHIPPED_CHECKPOINT).exists()
+    shipped = gpt_checkpoint.SHIPPED_CHECKPOINT  # looked up now, so that a test can point it elsewhere
+    return weights_path(shipped).exists() and card_path(shipped).exists()
 
 
 def resume_config(run: RunInfo, max_iters: int) -> GPTTrainConfig:

@@ -12,7 +12,8 @@ from engine.core.files import check_writable, read_bounded
 from engine.core.grids import png_bytes, tile_images, upscale
 from engine.core.jobs import ConsoleReporter
 from engine.sae.images import MAX_UPLOAD_BYTES, SOURCES
-from engine.sae.train import UFLDL, UFLDL_COST_TRAINED, SAETrainConfig, gradient_check, prepare_data, save_result, train
+from engine.sae.checkpoint import save_result
+from engine.sae.train import UFLDL, UFLDL_COST_TRAINED, SAETrainConfig, gradient_check, prepare_data, train
 
 
 def config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import engine.ddpm.checkpoint as ddpm_checkpoint
-import engine.gpt.runs as gpt_runs
+import engine.gpt.checkpoint as gpt_checkpoint
 from engine.core.jobs import board
 from tests import torch_threads
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # A lab's name -> (its folder in DLLAB_RUNS_DIR, the module whose SHIPPED_CHECKPOINT its page reads, that checkpoint's name)
 LABS = {
     "ddpm": ("ddpm", ddpm_checkpoint, "ddpm_mnist"),
-    "gpt": ("gpt", gpt_runs, "gpt_shakespeare"),
+    "gpt": ("gpt", gpt_checkpoint, "gpt_shakespeare"),
 }
 
 

@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import engine.gpt.runs as gpt_runs
+import engine.gpt.checkpoint as gpt_checkpoint
 from tests.app.conftest import ROOT
 from ui.address import same_value
 
@@ -11,7 +11,7 @@ from ui.address import same_value
 @pytest.fixture
 def no_shipped(tmp_path, monkeypatch):
     monkeypatch.setenv("DLLAB_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setattr(gpt_runs, "SHIPPED_CHECKPOINT", tmp_path / "nowhere" / "gpt_shakespeare")
+    monkeypatch.setattr(gpt_checkpoint, "SHIPPED_CHECKPOINT", tmp_path / "nowhere" / "gpt_shakespeare")
 
 
 def open_page(page: str, **address) -> AppTest:

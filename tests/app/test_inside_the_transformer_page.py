@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import engine.gpt.runs as gpt_runs
+import engine.gpt.checkpoint as gpt_checkpoint
 from engine.core.jobs import SilentReporter
 from engine.gpt.checkpoint import load_model
 from engine.gpt.data import prepare_text
@@ -52,7 +52,7 @@ def runs_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def page(tiny_model, runs_dir, monkeypatch):
-    monkeypatch.setattr(gpt_runs, "SHIPPED_CHECKPOINT", tiny_model)
+    monkeypatch.setattr(gpt_checkpoint, "SHIPPED_CHECKPOINT", tiny_model)
     at = AppTest.from_file(str(PAGE), default_timeout=60)
     at.run()
     assert not at.exception
@@ -208,7 +208,7 @@ def test_a_persons_runs_are_offered(page, runs_dir, tiny_model):
 
 
 def test_a_missing_shipped_model_is_explained(runs_dir, monkeypatch, tmp_path):
-    monkeypatch.setattr(gpt_runs, "SHIPPED_CHECKPOINT", tmp_path / "nowhere" / "gpt_shakespeare")
+    monkeypatch.setattr(gpt_checkpoint, "SHIPPED_CHECKPOINT", tmp_path / "nowhere" / "gpt_shakespeare")
     at = AppTest.from_file(str(PAGE), default_timeout=60)
     at.run()
     assert at.selectbox(key="itt_model").value == "toy"  # nothing else to show: the toy

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-import engine.gpt.runs as gpt_runs
 from engine.core.jobs import JobState, SilentReporter, board
 from engine.gpt.data import prepare_text
 from engine.gpt.runs import export_checkpoint, list_runs, read_history, train_run

@@ -4,7 +4,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import engine.gpt.runs as gpt_runs
+import engine.gpt.checkpoint as gpt_checkpoint
 from engine.core.jobs import JobState, board
 from engine.gpt.runs import list_runs
 from tests.app.conftest import ROOT
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def public(tmp_path, monkeypatch):
     monkeypatch.setenv("DLLAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("DLLAB_PUBLIC", "1")
-    monkeypatch.setattr(gpt_runs, "SHIPPED_CHECKPOINT", tmp_path / "nowhere" / "gpt_shakespeare")
+    monkeypatch.setattr(gpt_checkpoint, "SHIPPED_CHECKPOINT", tmp_path / "nowhere" / "gpt_shakespeare")
     monkeypatch.setattr(board, "max_running", 1)
     yield tmp_path / "runs" / "gpt"
     for job in board.all_jobs():

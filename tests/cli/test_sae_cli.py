@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.sae.train import load_result
+from engine.sae.checkpoint import load_result
 from tests.cli.conftest import interrupted_after_first_step
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -62,7 +62,7 @@ def ddpm_loads(folder: Path) -> None:
 
 
 def sae_loads(folder: Path) -> None:
-    from engine.sae.train import load_result
+    from engine.sae.checkpoint import load_result
 
     result, _ = load_result(folder / "sae")
     result.reconstructions()  # what the page draws first: it must work with what was loaded

@@ -8,19 +8,10 @@ from engine.core.errors import CheckpointError, ConfigError
 from engine.core.jobs import SilentReporter
 from engine.sae.images import load_builtin
 from engine.sae.patches import training_patches, whiten
-from engine.sae.train import (
-    SHIPPED_CHECKPOINT,
-    UFLDL,
-    SAETrainConfig,
-    gradient_check,
-    load_result,
-    prepare_data,
-    result_bytes,
-    save_result,
-    train,
-)
+from engine.sae.checkpoint import SHIPPED_CHECKPOINT, load_result, result_bytes, save_result
+from engine.sae.train import PRESETS, TINY, UFLDL, SAETrainConfig, gradient_check, prepare_data, train
 
-SMALL = SAETrainConfig(patch_size=6, hidden_size=9, num_patches=800, max_iters=60, source="builtin")
+SMALL = TINY
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +124,15 @@ def test_ufldl_defaults_reach_the_published_cost_on_olshausens_images():
     assert gradient_check(UFLDL, data.patches).relative_difference < 1e-9
     result = train(UFLDL, data.patches, SilentReporter())
     assert result.iterations == 400 and result.final.total <= 0.48
+
+
+def test_the_presets_are_valid_and_ufldls_comes_first():
+    assert list(PRESETS)[0] == "ufldl" and PRESETS["ufldl"] == UFLDL
+    for preset in PRESETS.values():
+        preset.validate()
+
+
+def test_the_tiny_preset_reaches_its_figure():
+    data = prepare_data(TINY)  # the built-in images: nothing to download
+    result = train(TINY, data.patches, SilentReporter())
+    assert result.iterations == 60 and result.final.total == pytest.approx(0.244, abs=0.01)
