@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from typing import Any, Self
 
@@ -256,6 +256,15 @@ def accepts(cls, name: str, text: str) -> bool:
     except (ConfigError, KeyError, ValueError, OverflowError, TypeError):
         return False
     return True
+
+
+def preset_named(config, presets: dict, ignoring: tuple[str, ...]):
+    """The name in `presets` of the preset `config` is, setting aside the fields in `ignoring` (where it runs, its
+    seed): a run's folder and card say "cpu" rather than "custom" for the recipe run elsewhere. None for any other."""
+    for name, preset in presets.items():
+        if replace(config, **{field: getattr(preset, field) for field in ignoring}) == preset:
+            return name
+    return None
 
 
 def same_spec(cls, name: str) -> dict:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from engine.core.config import Config, check_fields, require, same_spec, seed_spec, spec
+from engine.core.config import Config, check_fields, preset_named, require, same_spec, seed_spec, spec
 from engine.core.device import autocast_dtype, seed_everything
 from engine.core.distributed import World, join, world_from_environment
 from engine.core.errors import ConfigError, DataError
@@ -168,10 +168,7 @@ PRESETS = {"cpu": CPU, "quick": QUICK, "tiny": TINY}
 
 def preset_of(config: DDPMTrainConfig) -> str | None:
     """The preset's name if `config` is one, setting aside where it runs."""
-    for name, preset in PRESETS.items():
-        if replace(config, device=preset.device, seed=preset.seed) == preset:
-            return name
-    return None
+    return preset_named(config, PRESETS, ignoring=("device", "seed"))
 
 
 def steps_per_epoch(config: DDPMTrainConfig, images: int) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from engine.core.config import Config, check_fields, require, same_spec, seed_spec, spec
+from engine.core.config import Config, check_fields, preset_named, require, same_spec, seed_spec, spec
 from engine.core.device import autocast_dtype, seed_everything
 from engine.core.distributed import World, join, world_from_environment
 from engine.core.jobs import Reporter, StopDeadline
@@ -148,10 +148,7 @@ REFERENCE_VAL_LOSS = {"cpu": 1.8857, "gpu": 1.4697}  # nanoGPT's figures for its
 
 def preset_of(config: GPTTrainConfig) -> str | None:
     """The preset's name if `config` is one, setting aside where it runs."""
-    for name, preset in PRESETS.items():
-        if replace(config, device=preset.device, compile=preset.compile, seed=preset.seed) == preset:
-            return name
-    return None
+    return preset_named(config, PRESETS, ignoring=("device", "compile", "seed"))
 
 
 class StepAbandoned(Exception):
