@@ -62,7 +62,10 @@ class BackgroundResults:
             stale = done is None or self._clock() - done[0] > self.keep_seconds
             if stale and key not in self._running:
                 self._running.add(key)
-                threading.Thread(target=self._compute, args=(key, compute), name=f"background {key}", daemon=True).start()
+                # daemon=False said outright, or it inherits a Streamlit script thread's daemon flag: a daemon still
+                # running torch as the interpreter exits aborts the process ("terminate called without an active
+                # exception"); exit waits for these few seconds instead
+                threading.Thread(target=self._compute, args=(key, compute), name=f"background {key}", daemon=False).start()
         if done is None:
             return None
         _, value, error = done
