@@ -15,7 +15,7 @@ from engine.gpt.train import CPU, PRESETS, GPTTrainConfig
 from ui.address import address_notes, bound, share_box
 from ui.errors import show_error
 
-PRESET_LABELS = {"cpu": "CPU (nanoGPT's laptop recipe)", "gpu": "GPU (nanoGPT's train_shakespeare_char)", "tiny": "Tiny (seconds, for trying things)"}
+PRESET_LABELS = {"cpu": "CPU (nanoGPT's laptop recipe)", "fast": "Fast (nanoGPT's quality, sooner)", "gpu": "GPU (nanoGPT's train_shakespeare_char)", "tiny": "Tiny (seconds, for trying things)"}
 SOURCES = {"shakespeare": "tiny Shakespeare (1.1 M characters)", "paste": "Paste text", "upload": "Upload a text file"}
 LABELS = {  # field -> (label, help); each label keeps the config's name, which its error messages use
     "n_layer": ("Layers · n_layer", "Transformer blocks, one after another."),

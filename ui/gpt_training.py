@@ -13,7 +13,7 @@ from engine.core.runs import export_zip, make_room
 from engine.core.settings import check_step_limit
 from engine.gpt.estimate import eta_seconds
 from engine.gpt.runs import SHAKESPEARE, TEXT_FILE, cli_command, new_run_folder, read_history, resume_config, run_text, train_run
-from engine.gpt.train import CPU, PRESETS, REFERENCE_VAL_LOSS, GPTTrainConfig, preset_of
+from engine.gpt.train import CPU, PRESETS, REFERENCE_RECIPE, REFERENCE_VAL_LOSS, GPTTrainConfig, preset_of
 from ui.errors import show_error
 from ui.format import duration
 from ui.job_panel import job_panel, job_running, start_job
@@ -26,8 +26,9 @@ REFERENCE = ("nanoGPT's CPU run", CPU.max_iters, REFERENCE_VAL_LOSS["cpu"])
 def reference_for(view: JobView):
     """The job's run folder, and nanoGPT's result for its recipe when it ran one of them on tiny Shakespeare."""
     folder, trained_on, preset = (view.info.get(key) for key in ("folder", "data", "preset"))
-    if preset in REFERENCE_VAL_LOSS and trained_on == SHAKESPEARE:
-        return folder, (f"nanoGPT's {preset.upper()} run", PRESETS[preset].max_iters, REFERENCE_VAL_LOSS[preset])
+    recipe = REFERENCE_RECIPE.get(preset)
+    if recipe is not None and trained_on == SHAKESPEARE:
+        return folder, (f"nanoGPT's {recipe.upper()} run", PRESETS[recipe].max_iters, REFERENCE_VAL_LOSS[recipe])
     return folder, None
 
 

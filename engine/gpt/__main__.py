@@ -26,7 +26,7 @@ from engine.gpt.data import load_shakespeare, prepare_text, read_text_file
 from engine.gpt.checkpoint import SHIPPED_CHECKPOINT
 from engine.gpt.runs import export_checkpoint, gpt_runs_dir
 from engine.gpt.sample import generate
-from engine.gpt.train import PRESETS, REFERENCE_VAL_LOSS, GPTTrainConfig, train
+from engine.gpt.train import PRESETS, REFERENCE_RECIPE, REFERENCE_VAL_LOSS, GPTTrainConfig, train
 
 
 def base_config(args: argparse.Namespace) -> GPTTrainConfig:
@@ -55,7 +55,8 @@ def run_train(args: argparse.Namespace, command: str) -> int:
     if result is None:
         return 0
     preset = args.preset or (None if args.resume else "cpu")
-    reference = f" (nanoGPT's {preset} recipe: {REFERENCE_VAL_LOSS[preset]})" if preset in REFERENCE_VAL_LOSS and not overrides else ""
+    recipe = REFERENCE_RECIPE.get(preset)
+    reference = f" (nanoGPT's {recipe} recipe: {REFERENCE_VAL_LOSS[recipe]} at iter {PRESETS[recipe].max_iters})" if recipe and not overrides else ""
     state = "stopped" if result.stopped else "done"
     print(
         f"{state}: best val loss {result.best_val_loss:.4f} at iter {result.best_iter}{reference}; "

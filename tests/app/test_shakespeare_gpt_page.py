@@ -107,6 +107,9 @@ def test_a_config_error_is_shown_in_its_own_words_and_train_is_disabled(no_shipp
     assert page.button(key="gpt_train").disabled
     page.radio(key="gpt_preset").set_value("gpu").run()  # a preset refills every field
     assert not page.error and page.number_input(key="gpt_n_embd").value == 384
+    page.radio(key="gpt_preset").set_value("fast").run()
+    assert page.radio(key="gpt_preset").format_func("fast") == "Fast (nanoGPT's quality, sooner)"
+    assert page.number_input(key="gpt_max_iters").value == 1200 and page.number_input(key="gpt_n_embd").value == 128
 
 
 def test_text_problems_are_explained(no_shipped, page):

@@ -40,6 +40,16 @@ def test_train_tiny_then_sample_end_to_end(text_file, tmp_path):
     assert "Traceback" not in outside.stderr
 
 
+def test_the_fast_preset_leaves_a_checkpoint_that_sample_reads(text_file, tmp_path):
+    out = tmp_path / "fast"
+    trained = run("train", "--preset", "fast", "--text-file", str(text_file), "--out", str(out), "--max-iters", "20", "--lr-decay-iters", "20",
+                  "--warmup-iters", "5", "--eval-interval", "10", "--eval-iters", "2", "--sample-chars", "0")
+    assert trained.returncode == 0, trained.stderr
+    sampled = run("sample", "--checkpoint", str(out), "--prompt", "the ", "--max-new-tokens", "20", "--seed", "1")
+    assert sampled.returncode == 0, sampled.stderr
+    assert sampled.stdout.startswith("the ") and len(sampled.stdout.rstrip("\n")) >= 4 + 15
+
+
 def test_a_config_error_exits_2_with_the_message(text_file):
     result = run("train", "--preset", "tiny", "--text-file", str(text_file), "--n-embd", "30", "--n-head", "4")
     assert result.returncode == 2

@@ -14,7 +14,7 @@ from engine.core.jobs import SilentReporter
 from engine.gpt.checkpoint import load_model, restore_training
 from engine.gpt.data import load_shakespeare, prepare_text
 from engine.gpt.model import GPT
-from engine.gpt.train import CPU, GPU, TINY, estimate_loss, preset_of, split_loss, train
+from engine.gpt.train import CPU, FAST, GPU, REFERENCE_RECIPE, TINY, GPTTrainConfig, estimate_loss, preset_of, split_loss, train
 from tests.texts import rhymes
 
 
@@ -41,6 +41,17 @@ def test_presets_are_nanogpts_recipes():
     assert (CPU.lr_decay_iters, CPU.min_lr, CPU.dropout, CPU.eval_iters, CPU.warmup_iters, CPU.beta2) == (2000, 1e-4, 0.0, 20, 100, 0.99)
     assert preset_of(replace(CPU, device="cpu")) == "cpu"
     assert preset_of(replace(CPU, n_layer=5)) is None
+
+
+def test_the_fast_preset_is_the_cpu_recipe_on_a_shorter_steeper_schedule():
+    """So its quality is compared like for like: the same model, context, batches and evaluation; only the schedule differs."""
+    schedule = {"learning_rate", "min_lr", "max_iters", "lr_decay_iters"}
+    changed = {name for name in GPTTrainConfig.__dataclass_fields__ if getattr(FAST, name) != getattr(CPU, name)}
+    assert changed == schedule
+    assert FAST.max_iters <= 0.7 * CPU.max_iters and FAST.learning_rate > CPU.learning_rate
+    assert FAST.min_lr == FAST.learning_rate / 10 and FAST.lr_decay_iters == FAST.max_iters
+    assert preset_of(replace(FAST, device="cpu")) == "fast"
+    assert REFERENCE_RECIPE["fast"] == "cpu"
 
 
 @pytest.mark.parametrize(
