@@ -72,15 +72,15 @@ def mnist_or_offer() -> DigitData | None:
     """MNIST when it is here (or a download was asked for just now); else a note and a button to download it."""
     try:
         local = find_local(MNIST_FILES["test_images"])
-        if mnist_available() or st.session_state.pop("dif_download_ok", False):  # one download try per click
+        if mnist_available() or st.session_state.pop("ddpm_download_ok", False):  # one download try per click
             bar = st.empty()
             data = mnist(local and str(local), lambda done, total: bar.progress(min(1.0, done / total), f"Downloading MNIST: {done / 1e6:.1f} of {total / 1e6:.1f} MB"))
             bar.empty()
             return data
         st.info("MNIST is not on this machine yet (11 MB), so there are no real digits to add noise to or train on. Set DLLAB_DATA_DIR to a "
                 "folder that has mnist/MNIST/raw/, or download it now. Generating from the shipped model below works without it.", icon=":material/download:")
-        if st.button("Download MNIST", key="dif_download_data"):
-            st.session_state.dif_download_ok = True
+        if st.button("Download MNIST", key="ddpm_download_data"):
+            st.session_state.ddpm_download_ok = True
             st.rerun()
     except LabError as error:
         show_error(error)
@@ -94,17 +94,17 @@ def forward_section() -> DigitData | None:
     if data is None:
         return None
     row = st.columns([1, 1, 3])
-    index = row[0].number_input("Test digit (index)", 0, len(data.test_images) - 1, 0, key="dif_index", help=f"One of MNIST's {len(data.test_images):,} test digits.")
-    schedule_name = row[1].radio("Schedule", SCHEDULES, horizontal=True, key="dif_fwd_schedule", help="linear: DDPM's; cosine: Improved DDPM's.")
+    index = row[0].number_input("Test digit (index)", 0, len(data.test_images) - 1, 0, key="ddpm_index", help=f"One of MNIST's {len(data.test_images):,} test digits.")
+    schedule_name = row[1].radio("Schedule", SCHEDULES, horizontal=True, key="ddpm_fwd_schedule", help="linear: DDPM's; cosine: Improved DDPM's.")
     schedule = NoiseSchedule(ScheduleConfig(schedule=schedule_name))
-    t = row[2].slider("Timestep t (0: the clean digit, T: pure noise)", 0, schedule.timesteps, 250, key="dif_t")
+    t = row[2].slider("Timestep t (0: the clean digit, T: pure noise)", 0, schedule.timesteps, 250, key="ddpm_t")
     x0 = batch_images(data.test_images[index : index + 1])
     x_t, alpha_bar = noised_at(schedule, x0, t, seed=index)  # the same noise while t moves
     pair, curves = st.columns([1, 3])
     with pair:
         show_grid(to_unit(torch.cat([x0, x_t])), f"x₀ (a {int(data.test_labels[index])}) and x_t at t = {t:,}", columns=2, scale="unit", width_px=300)
         st.caption(f"x_t = {alpha_bar ** 0.5:.3f} · x₀ + {(1 - alpha_bar) ** 0.5:.3f} · noise")
-    curves.plotly_chart(schedule_curves(schedule, t), key="dif_schedule_curves")
+    curves.plotly_chart(schedule_curves(schedule, t), key="ddpm_schedule_curves")
     return data
 
 
@@ -127,33 +127,33 @@ def suit_model(path: str):
     except LabError:
         conditional = True  # a card that cannot be read is explained when sampling
     guidance = (suggested if suggested is not None else SHIPPED_SETTINGS["guidance"]) if conditional else 1.0
-    suited = {"dif_guidance": guidance, "dif_digit": None}
-    first = "dif_model_seen" not in st.session_state
+    suited = {"ddpm_guidance": guidance, "ddpm_digit": None}
+    first = "ddpm_model_seen" not in st.session_state
     st.session_state.update({key: value for key, value in suited.items() if not (first and key in st.query_params)})  # a link's settings win at first
 
 
 def pick_model(sources: dict[str, str]) -> str:
-    if st.session_state.get("dif_model") not in sources:
-        st.session_state.pop("dif_model", None)
-    source = st.selectbox("Generate from", list(sources), format_func=sources.get, key="dif_model")
-    if st.session_state.get("dif_model_seen") != source:
+    if st.session_state.get("ddpm_model") not in sources:
+        st.session_state.pop("ddpm_model", None)
+    source = st.selectbox("Generate from", list(sources), format_func=sources.get, key="ddpm_model")
+    if st.session_state.get("ddpm_model_seen") != source:
         suit_model(source)
-        st.session_state.dif_model_seen = source
+        st.session_state.ddpm_model_seen = source
     return source
 
 
 def sampler_controls() -> tuple[tuple, bool]:
     """The sampler's settings as plain values (sampler, steps, eta, seed, digit, guidance, n), and whether Generate was pressed."""
     row = st.columns(4)
-    sampler = row[0].radio("Sampler", SAMPLERS, SAMPLERS.index("ddim"), horizontal=True, **bound("dif_sampler"), help="ddpm: all T = 1,000 steps (Algorithm 2); ddim: as few steps as you like.")
-    steps = row[1].number_input("DDIM steps", 1, 1000, SHIPPED_SETTINGS["steps"], **bound("dif_steps"), disabled=sampler == "ddpm", help="Network calls; DDPM always takes all T.")
-    eta = row[2].number_input("η (DDIM)", 0.0, 1.0, SHIPPED_SETTINGS["eta"], 0.1, **bound("dif_eta"), disabled=sampler == "ddpm", help="0: deterministic; 1: as noisy as DDPM.")
-    seed = row[3].number_input("Seed", 0, 2**31 - 1, SHIPPED_SETTINGS["seed"], **bound("dif_seed"), help="The same seed and settings draw the same digits.")
+    sampler = row[0].radio("Sampler", SAMPLERS, SAMPLERS.index("ddim"), horizontal=True, **bound("ddpm_sampler"), help="ddpm: all T = 1,000 steps (Algorithm 2); ddim: as few steps as you like.")
+    steps = row[1].number_input("DDIM steps", 1, 1000, SHIPPED_SETTINGS["steps"], **bound("ddpm_steps"), disabled=sampler == "ddpm", help="Network calls; DDPM always takes all T.")
+    eta = row[2].number_input("η (DDIM)", 0.0, 1.0, SHIPPED_SETTINGS["eta"], 0.1, **bound("ddpm_eta"), disabled=sampler == "ddpm", help="0: deterministic; 1: as noisy as DDPM.")
+    seed = row[3].number_input("Seed", 0, 2**31 - 1, SHIPPED_SETTINGS["seed"], **bound("ddpm_seed"), help="The same seed and settings draw the same digits.")
     row = st.columns(4, vertical_alignment="bottom")
-    digit = row[0].number_input("Digit", value=None, step=1, **bound("dif_digit"), placeholder="all digits", help="0 to 9; empty draws 0-9 in turn. Needs a conditional model.")
-    guidance = row[1].number_input("Guidance", 0.0, 20.0, step=0.5, **bound("dif_guidance"), help="1: none; above 1 trades variety for clearer digits. Needs a conditional model.")
-    n = row[2].number_input("Samples", 1, 64, SHIPPED_SETTINGS["n"], **bound("dif_n"), help="How many digits to draw at once, up to 64.")
-    clicked = row[3].button("Generate", key="dif_generate", type="primary", icon=":material/auto_awesome:")
+    digit = row[0].number_input("Digit", value=None, step=1, **bound("ddpm_digit"), placeholder="all digits", help="0 to 9; empty draws 0-9 in turn. Needs a conditional model.")
+    guidance = row[1].number_input("Guidance", 0.0, 20.0, step=0.5, **bound("ddpm_guidance"), help="1: none; above 1 trades variety for clearer digits. Needs a conditional model.")
+    n = row[2].number_input("Samples", 1, 64, SHIPPED_SETTINGS["n"], **bound("ddpm_n"), help="How many digits to draw at once, up to 64.")
+    clicked = row[3].button("Generate", key="ddpm_generate", type="primary", icon=":material/auto_awesome:")
     return (sampler, int(steps), float(eta), int(seed), None if digit is None else int(digit), float(guidance), int(n)), clicked
 
 
@@ -162,7 +162,7 @@ def draw_digits(sources: dict[str, str], source: str, settings: tuple, clicked: 
     drawn = kept = None
     try:
         asked = (source, changed_at(Path(source)), *settings)
-        kept = st.session_state.get("dif_generated")
+        kept = st.session_state.get("ddpm_generated")
         if kept is not None and (kept[0] not in sources or changed_at(Path(kept[0])) != kept[1]):
             kept = None  # that model is gone or was retrained
         bar = st.empty()  # drawn on every run, so the elements below keep their places and a rerun does not draw them twice
@@ -170,7 +170,7 @@ def draw_digits(sources: dict[str, str], source: str, settings: tuple, clicked: 
             drawn = cached_recording(*asked, _progress=lambda done, total: bar.progress(
                 done / total, f"Denoising, one step at a time: step {done:,} of {total:,}"))
             bar.empty()
-            st.session_state.dif_generated = kept = asked
+            st.session_state.ddpm_generated = kept = asked
     except LabError as error:
         show_error(error)  # the last digits that worked stay below
     try:
@@ -183,7 +183,7 @@ def draw_digits(sources: dict[str, str], source: str, settings: tuple, clicked: 
 
 def show_player(drawn: tuple, sources: dict[str, str]) -> None:
     recording, gif, png, from_file = drawn
-    st.plotly_chart(reverse_player(recording), key="dif_player")
+    st.plotly_chart(reverse_player(recording), key="ddpm_player")
     settings = recording.settings
     guided = settings.guidance != 1.0
     batch = f"a batch of {2 * settings.n if guided else settings.n}" + (f" ({settings.n} digits with and without their label, for guidance)" if guided else "")
@@ -191,10 +191,10 @@ def show_player(drawn: tuple, sources: dict[str, str]) -> None:
     made = (f"{settings.n} samples drawn by `python -m engine.ddpm record` when this lab was built, with these settings "
             f"(press Generate to draw them here)" if from_file else f"{settings.n} samples in {recording.seconds:.2f} s")
     note.caption(f"{made}: {recording.calls:,} network calls, each on {batch}; "
-                 f"{settings.sampler.upper()}{f', η = {settings.eta:g}' if settings.sampler == 'ddim' else ''}, seed {settings.seed}, from {sources[st.session_state.dif_generated[0]]}. "
+                 f"{settings.sampler.upper()}{f', η = {settings.eta:g}' if settings.sampler == 'ddim' else ''}, seed {settings.seed}, from {sources[st.session_state.ddpm_generated[0]]}. "
                  f"The player holds {len(recording.frames)} of the {settings.steps:,} steps, closer together at the end.")
-    gif_button.download_button("GIF", gif, "denoising.gif", "image/gif", key="dif_download_gif", icon=":material/download:")
-    png_button.download_button("Grid (PNG)", png, "samples.png", "image/png", key="dif_download_png", icon=":material/download:")
+    gif_button.download_button("GIF", gif, "denoising.gif", "image/gif", key="ddpm_download_gif", icon=":material/download:")
+    png_button.download_button("Grid (PNG)", png, "samples.png", "image/png", key="ddpm_download_png", icon=":material/download:")
 
 
 def generate_section(runs) -> tuple[dict[str, str], str | None, object]:
@@ -232,20 +232,20 @@ def shipped_classifier():
 def score_larger_batch(classifier, recording, count: int) -> None:
     """Draw `count` digits with the player's settings and keep their score for the page to show."""
     try:
-        model, schedule, _ = cached_model(*st.session_state.dif_generated[:2])
+        model, schedule, _ = cached_model(*st.session_state.ddpm_generated[:2])
         bar = st.progress(0.0, "Drawing samples…")
         score, seconds = score_fresh(model, schedule, classifier, replace(recording.settings, n=count),
                                      progress=lambda done, total: bar.progress(min(1.0, done / total), f"Drawing samples: step {done:,} of {total:,}"))
         bar.empty()
-        st.session_state.dif_scored = (st.session_state.dif_generated[0], recording.settings, score, seconds)
+        st.session_state.ddpm_scored = (st.session_state.ddpm_generated[0], recording.settings, score, seconds)
     except LabError as error:
         show_error(error)
 
 
 def show_score(classifier, recording) -> None:
     """The larger batch's score when it was drawn with the player's settings (any count), else the player's digits'."""
-    scored = st.session_state.get("dif_scored")
-    if scored and scored[0] == st.session_state.dif_generated[0] and replace(scored[1], n=recording.settings.n) == recording.settings:
+    scored = st.session_state.get("ddpm_scored")
+    if scored and scored[0] == st.session_state.ddpm_generated[0] and replace(scored[1], n=recording.settings.n) == recording.settings:
         score, what = scored[2], f"{scored[2].count:,} fresh samples (drawn in {duration(scored[3])})"
     else:
         score, what = score_samples(classifier, recording.images, recording.labels), f"the {recording.settings.n} samples in the player"
@@ -255,7 +255,7 @@ def show_score(classifier, recording) -> None:
         asked = f"digit {recording.settings.digit}" if recording.settings.digit is not None else "digit asked for (0-9 in turn)"
         numbers.metric(f"Read as the {asked}", f"{score.matching_share:.0%}", help="At any confidence.")
     numbers.caption(f"Scored: {what}.")
-    bars.plotly_chart(digit_bars(score.histogram, score.count), key="dif_digit_bars")
+    bars.plotly_chart(digit_bars(score.histogram, score.count), key="ddpm_digit_bars")
 
 
 def quality_section(recording):
@@ -267,8 +267,8 @@ def quality_section(recording):
                    f"{card['metrics']['test_accuracy']:.2%} right on the 10,000 test digits (its card). "
                    f"A sample counts as recognised when the classifier gives one digit a probability above {CONFIDENT}.")
         row = st.columns([1, 1, 3], vertical_alignment="bottom")
-        count = row[0].number_input("Samples to score", 10, 1000, 100, 10, key="dif_score_n", help="Drawn with the settings above, 250 at a time.")
-        if row[1].button("Score a larger batch", key="dif_score", icon=":material/fact_check:"):
+        count = row[0].number_input("Samples to score", 10, 1000, 100, 10, key="ddpm_score_n", help="Drawn with the settings above, 250 at a time.")
+        if row[1].button("Score a larger batch", key="ddpm_score", icon=":material/fact_check:"):
             score_larger_batch(classifier, recording, int(count))
         show_score(classifier, recording)
     return classifier

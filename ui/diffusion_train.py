@@ -49,37 +49,37 @@ PROBE_DELAY_S = 1.0
 def seed_settings() -> None:
     """The quick preset's settings, before any widget is drawn (a link's or the person's own stay)."""
     for name in FIELDS:
-        st.session_state.setdefault(f"dif_{name}", getattr(PRESETS["quick"], name))
-    st.session_state.setdefault("dif_preset", "quick")
+        st.session_state.setdefault(f"ddpm_{name}", getattr(PRESETS["quick"], name))
+    st.session_state.setdefault("ddpm_preset", "quick")
 
 
 def apply_preset():
-    preset = PRESETS[st.session_state.dif_preset]
-    st.session_state.update({f"dif_{name}": getattr(preset, name) for name in FIELDS})
+    preset = PRESETS[st.session_state.ddpm_preset]
+    st.session_state.update({f"ddpm_{name}": getattr(preset, name) for name in FIELDS})
 
 
 def settings_form() -> None:
-    st.radio("Start from", list(PRESET_LABELS), format_func=PRESET_LABELS.get, horizontal=True, key="dif_preset", on_change=apply_preset,
+    st.radio("Start from", list(PRESET_LABELS), format_func=PRESET_LABELS.get, horizontal=True, key="ddpm_preset", on_change=apply_preset,
              help="Fills in every setting below; each can then be changed.")
     columns = st.columns(4) + st.columns(4)
     for column, (name, (label, help_text)) in zip(columns, NUMBERS.items()):
         if name == "learning_rate":
-            column.number_input(label, step=1e-4, format="%.4g", help=help_text, **bound(f"dif_{name}", (DDPMTrainConfig, name)))
+            column.number_input(label, step=1e-4, format="%.4g", help=help_text, **bound(f"ddpm_{name}", (DDPMTrainConfig, name)))
         else:
-            column.number_input(label, step=1, help=help_text, **bound(f"dif_{name}", (DDPMTrainConfig, name)))
-    columns[6].selectbox("Schedule · schedule", SCHEDULES, help="linear: DDPM's betas; cosine: Improved DDPM's.", **bound("dif_schedule", (DDPMTrainConfig, "schedule")))
-    columns[7].checkbox("Conditional · conditional", help="Also learn which digit is which, so you can ask for one and use guidance.", **bound("dif_conditional", (DDPMTrainConfig, "conditional")))
-    address_notes("dif")
-    share_box("dif")
+            column.number_input(label, step=1, help=help_text, **bound(f"ddpm_{name}", (DDPMTrainConfig, name)))
+    columns[6].selectbox("Schedule · schedule", SCHEDULES, help="linear: DDPM's betas; cosine: Improved DDPM's.", **bound("ddpm_schedule", (DDPMTrainConfig, "schedule")))
+    columns[7].checkbox("Conditional · conditional", help="Also learn which digit is which, so you can ask for one and use guidance.", **bound("ddpm_conditional", (DDPMTrainConfig, "conditional")))
+    address_notes("ddpm")
+    share_box("ddpm")
 
 
 def checked_config() -> tuple[DDPMTrainConfig | None, dict]:
     """(the config the settings make, or None after showing why not; the settings as the config's types)."""
     values = {}
     try:
-        values = {name: st.session_state[f"dif_{name}"] for name in FIELDS}
+        values = {name: st.session_state[f"ddpm_{name}"] for name in FIELDS}
         values = {name: (value if name in ("schedule", "conditional") else type(getattr(PRESETS["quick"], name))(value)) for name, value in values.items()}
-        config = replace(PRESETS[st.session_state.dif_preset], **values).validate()
+        config = replace(PRESETS[st.session_state.ddpm_preset], **values).validate()
         check_step_limit("ddpm", config.epochs)
         return config, values
     except (ConfigError, TypeError, ValueError, OverflowError) as error:
@@ -146,18 +146,18 @@ def estimate_metrics(config: DDPMTrainConfig, runs, speed: float) -> None:
 
 def train_command(values: dict, folder) -> str:
     """The CLI command that repeats this run, kept in its card."""
-    return f"python -m engine.ddpm train --preset {st.session_state.dif_preset} " + " ".join(
+    return f"python -m engine.ddpm train --preset {st.session_state.ddpm_preset} " + " ".join(
         f"--{name.replace('_', '-')} {value}" if not isinstance(value, bool) else f"--{'' if value else 'no-'}{name.replace('_', '-')}" for name, value in values.items()
     ) + f" --out {folder}"
 
 
 def train_button(config: DDPMTrainConfig | None, values: dict, data: DigitData | None, expected: float | None) -> None:
-    if st.button("Train", type="primary", disabled=config is None or data is None or job_running("dif"), key="dif_train", icon=":material/play_arrow:"):
+    if st.button("Train", type="primary", disabled=config is None or data is None or job_running("ddpm"), key="ddpm_train", icon=":material/play_arrow:"):
         try:
             make_room(board)
             folder = new_run_folder(preset_of(config) or "custom", owner=visitor_token())
             command = train_command(values, folder)
-            start_job("dif", f"DDPM {folder.name}", lambda report, c=config, d=data, f=folder, m=command: train(c, d, report, out=f, command=m),
+            start_job("ddpm", f"DDPM {folder.name}", lambda report, c=config, d=data, f=folder, m=command: train(c, d, report, out=f, command=m),
                       info={"folder": str(folder)}, expected_seconds=expected)
             st.rerun()  # Train was drawn enabled before the job existed: draw the page again with Stop instead
         except LabError as error:
@@ -191,7 +191,7 @@ def show_result(view: JobView | None) -> None:
     st.success(f"Validation loss **{result.val_loss:.4f}** (best {result.best_val_loss:.4f}) after {result.steps:,} steps, {result.epochs:.2f} epochs{stopped}; "
                f"{duration(result.seconds)} of training. Kept in `{shown_path(folder)}`: pick it under **Generate from** above.", icon=":material/check_circle:")
     curve, grid = st.columns([3, 2])
-    curve.plotly_chart(loss_curves(view.metrics, "Loss of your run"), key="dif_result_curve")
+    curve.plotly_chart(loss_curves(view.metrics, "Loss of your run"), key="ddpm_result_curve")
     if result.samples is not None:
         show_samples(grid, result.samples, "Samples at the end of the run (DDIM, 0-9 in turn)" if result.config.conditional else "Samples at the end of the run")
 
@@ -205,7 +205,7 @@ def train_section(data: DigitData | None, runs) -> JobView | None:
     if data is None:
         st.caption("Training needs MNIST: see section 1.")
     train_button(config, values, data, expected)
-    view = job_panel("dif", draw_live, unit="step")
+    view = job_panel("ddpm", draw_live, unit="step")
     show_result(view)
     return view
 
@@ -216,15 +216,15 @@ def resume_section(runs, data: DigitData | None, view: JobView | None) -> None:
     if not resumable:
         return
     with st.expander("Continue a run", expanded=view is not None and view.state.finished):
-        chosen = resumable[st.selectbox("Run", list(resumable), key="dif_resume_run", format_func=lambda name: (
+        chosen = resumable[st.selectbox("Run", list(resumable), key="ddpm_resume_run", format_func=lambda name: (
             f"{name} (epoch {resumable[name].epoch:g} of {resumable[name].config.epochs})"))]
-        target = st.number_input("Continue to epoch", int(chosen.epoch) + 1, 1000, max(chosen.config.epochs, int(chosen.epoch) + 1), key=f"dif_resume_to_{chosen.name}",
+        target = st.number_input("Continue to epoch", int(chosen.epoch) + 1, 1000, max(chosen.config.epochs, int(chosen.epoch) + 1), key=f"ddpm_resume_to_{chosen.name}",
                                  help="From its last checkpoint, with the settings it started with.")
-        if st.button("Resume", key="dif_resume", disabled=data is None or job_running("dif"), icon=":material/resume:"):
+        if st.button("Resume", key="ddpm_resume", disabled=data is None or job_running("ddpm"), icon=":material/resume:"):
             try:
                 check_step_limit("ddpm", int(target))
                 resumed = replace(chosen.config, epochs=int(target))
-                start_job("dif", f"DDPM {chosen.name} (resumed)", lambda report, c=resumed, d=data, f=chosen.folder: train(c, d, report, out=f, resume=f),
+                start_job("ddpm", f"DDPM {chosen.name} (resumed)", lambda report, c=resumed, d=data, f=chosen.folder: train(c, d, report, out=f, resume=f),
                           info={"folder": str(chosen.folder)})
                 st.rerun()
             except ConfigError as error:
@@ -238,7 +238,7 @@ def runs_section(runs, data: DigitData | None, view: JobView | None) -> None:
     resume_section(runs, data, view)
     if runs:
         keep, button = st.columns([3, 1], vertical_alignment="bottom")
-        kept = keep.selectbox("Download a run to keep it (checkpoints and cards, zipped)", [run.name for run in runs], key="dif_download_run")
-        button.download_button("Download", lambda f=ddpm_runs_dir() / kept: export_zip(f), f"{kept}.zip", "application/zip", key="dif_download_zip",
+        kept = keep.selectbox("Download a run to keep it (checkpoints and cards, zipped)", [run.name for run in runs], key="ddpm_download_run")
+        button.download_button("Download", lambda f=ddpm_runs_dir() / kept: export_zip(f), f"{kept}.zip", "application/zip", key="ddpm_download_zip",
                                icon=":material/download:")
     st.caption(f"Each run is kept in its own folder under {shown_path(ddpm_runs_dir())} (DLLAB_RUNS_DIR), with its `last` and `best` checkpoints.")

@@ -27,7 +27,7 @@ def cached_reference(_classifier: DigitClassifier, _data: DigitData, key: tuple,
 
 def show_rows(rows: list, real: dict | None, where: str) -> None:
     chart, table = st.columns([2, 3])
-    chart.plotly_chart(guidance_tradeoff(rows, real.get("recognised") if real else None), key=f"dif_tradeoff_{where}")
+    chart.plotly_chart(guidance_tradeoff(rows, real.get("recognised") if real else None), key=f"ddpm_tradeoff_{where}")
     table.dataframe(sweep_table(rows), hide_index=True)
     if real:
         table.caption(f"{rows[0].n:,} samples each. Real digits, for scale: {real['n']:,} of MNIST's training digits are {real['recognised']:.1%} recognised and "
@@ -52,7 +52,7 @@ def guidance_section(source: str, label: str, model_loader, classifier: DigitCla
         rows, fields = recorded
         show_rows(rows, fields.get("real_digits"), "card")
         st.caption(f"Measured for {label} with {fields.get('sampler', 'DDIM')}, seed {fields.get('seed', 0)}, by `{fields.get('command', '?')}`; kept in its card.")
-    view = job_panel("difq", lambda view: None, unit="sampling step")
+    view = job_panel("ddpm_sweep", lambda view: None, unit="sampling step")
     measured = view is not None and view.state in (JobState.DONE, JobState.STOPPED) and view.info.get("source") == source and view.result
     if measured:
         show_rows(view.result, view.info.get("real"), "measured")
@@ -61,13 +61,13 @@ def guidance_section(source: str, label: str, model_loader, classifier: DigitCla
     if classifier is None or data is None:
         st.caption("Measuring needs MNIST's test digits and the classifier: see sections 1 and 3.")
         return
-    if st.button(f"Measure the trade-off for {label}", key="dif_measure", disabled=job_running("difq"), icon=":material/query_stats:",
+    if st.button(f"Measure the trade-off for {label}", key="ddpm_measure", disabled=job_running("ddpm_sweep"), icon=":material/query_stats:",
                  help=f"{ON_DEMAND_N} digits each: unconditional, then guidance 1, 2 and 3. A minute or more; it waits its turn like a training."):
         try:
             ref = cached_reference(classifier, data, (data.fingerprint, ON_DEMAND_N), ON_DEMAND_N)
             model, schedule, _ = model_loader()
             real = {"n": ref.n, "recognised": ref.real_recognised, "distance": ref.real_distance}
-            start_job("difq", f"guidance sweep of {label}",
+            start_job("ddpm_sweep", f"guidance sweep of {label}",
                       lambda report: sweep(model, schedule, classifier, ref, ON_DEMAND, ON_DEMAND_N, progress=report.progress,
                                            should_stop=lambda: report.stop_requested),
                       info={"source": source, "real": real, "doing": "Measuring"})

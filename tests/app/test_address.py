@@ -50,9 +50,9 @@ def test_a_value_a_setting_cannot_take_falls_back_with_a_note_and_no_error(no_sh
 
 def test_a_link_opens_the_diffusion_lab_with_its_sampler_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("DLLAB_RUNS_DIR", str(tmp_path / "runs"))
-    at = open_page("lab_pages/diffusion.py", dif_guidance="1.5", dif_steps="20", dif_epochs="2")
-    assert at.number_input(key="dif_guidance").value == 1.5  # the link's guidance, not the model's suggested one
-    assert at.number_input(key="dif_steps").value == 20 and at.number_input(key="dif_epochs").value == 2
+    at = open_page("lab_pages/diffusion.py", ddpm_guidance="1.5", ddpm_steps="20", ddpm_epochs="2")
+    assert at.number_input(key="ddpm_guidance").value == 1.5  # the link's guidance, not the model's suggested one
+    assert at.number_input(key="ddpm_steps").value == 20 and at.number_input(key="ddpm_epochs").value == 2
 
 
 def test_an_out_of_range_number_falls_back_to_the_default_with_a_note_not_an_error(no_shipped):

@@ -96,7 +96,7 @@ def test_first_load_plays_the_shipped_models_digits_and_scores_them(shipped_page
     assert "16 samples in" in texts(page, "caption") and f"50 network calls, each on a batch of {32 if FIRST_SETTINGS.guidance != 1 else 16}" in texts(page, "caption")
     assert "from the shipped checkpoint" in texts(page, "caption")
     assert len(page.get("download_button")) == 2
-    assert page.session_state["dif_generated"][2:] == ("ddim", 50, 1.0, 0, None, FIRST_SETTINGS.guidance, 16)
+    assert page.session_state["ddpm_generated"][2:] == ("ddim", 50, 1.0, 0, None, FIRST_SETTINGS.guidance, 16)
     assert "Recognised" in metrics(page) and "Read as the digit asked for (0-9 in turn)" in metrics(page)
     assert "Digits read with confidence > 0.9, of 16 samples" in charts(page)
     assert "98.94% right on the 10,000 test digits" in texts(page, "caption")
@@ -105,33 +105,33 @@ def test_first_load_plays_the_shipped_models_digits_and_scores_them(shipped_page
 
 def test_the_recording_is_cached_so_a_rerun_is_cheap(shipped_page):
     page = shipped_page
-    first = page.session_state["dif_generated"]
+    first = page.session_state["ddpm_generated"]
     page.run()
-    assert page.session_state["dif_generated"] == first and not page.exception
+    assert page.session_state["ddpm_generated"] == first and not page.exception
 
 
 def test_generate_a_digit_with_ddim_and_score_a_larger_batch(shipped_page):
     page = shipped_page
-    page.number_input(key="dif_steps").set_value(10)
-    page.number_input(key="dif_digit").set_value(3)
-    page.number_input(key="dif_guidance").set_value(2.0)
-    page.number_input(key="dif_n").set_value(4)
-    page.button(key="dif_generate").click().run()
+    page.number_input(key="ddpm_steps").set_value(10)
+    page.number_input(key="ddpm_digit").set_value(3)
+    page.number_input(key="ddpm_guidance").set_value(2.0)
+    page.number_input(key="ddpm_n").set_value(4)
+    page.button(key="ddpm_generate").click().run()
     assert not page.exception and not page.error
     assert len(player(page)["frames"]) == 10
     assert "4 samples in" in texts(page, "caption") and "10 network calls, each on a batch of 8" in texts(page, "caption")
     assert "Read as the digit 3" in metrics(page)
-    page.number_input(key="dif_score_n").set_value(20)
-    page.button(key="dif_score").click().run()
+    page.number_input(key="ddpm_score_n").set_value(20)
+    page.button(key="ddpm_score").click().run()
     assert "Scored: 20 fresh samples" in texts(page, "caption")
     assert "Digits read with confidence > 0.9, of 20 samples" in charts(page)
 
 
 def test_ddpm_runs_all_thousand_steps_but_the_player_keeps_sixty(shipped_page):
     page = shipped_page
-    page.radio(key="dif_sampler").set_value("ddpm")
-    page.number_input(key="dif_n").set_value(1)
-    page.button(key="dif_generate").click().run()
+    page.radio(key="ddpm_sampler").set_value("ddpm")
+    page.number_input(key="ddpm_n").set_value(1)
+    page.button(key="ddpm_generate").click().run()
     frames = player(page)["frames"]
     assert 50 <= len(frames) <= 60 and frames[-1]["name"] == "1000"
     assert "1,000 network calls" in texts(page, "caption")
@@ -139,8 +139,8 @@ def test_ddpm_runs_all_thousand_steps_but_the_player_keeps_sixty(shipped_page):
 
 def test_a_digit_outside_0_to_9_is_explained(shipped_page):
     page = shipped_page
-    page.number_input(key="dif_digit").set_value(12)
-    page.button(key="dif_generate").click().run()
+    page.number_input(key="ddpm_digit").set_value(12)
+    page.button(key="ddpm_generate").click().run()
     assert "digit must be between 0 and 9, got 12." in texts(page, "error")
     assert player(page)  # the last good digits stay in the player
     assert not page.exception
@@ -149,23 +149,23 @@ def test_a_digit_outside_0_to_9_is_explained(shipped_page):
 def test_a_missing_shipped_checkpoint_is_explained(no_shipped, runs_dir):
     at = open_page()
     assert "The shipped checkpoint (ddpm_mnist.safetensors in nowhere/) is not in this copy of the lab yet" in texts(at, "info")
-    assert "dif_generated" not in at.session_state and not at.error
+    assert "ddpm_generated" not in at.session_state and not at.error
 
 
 def test_guidance_without_a_conditional_model_is_explained(shipped, runs_dir):
     train(replace(TINY, conditional=False, epochs=1), toy_shapes(256), SilentReporter(), out=runs_dir / "plain")
     at = open_page()
-    at.selectbox(key="dif_model").set_value(str(runs_dir / "plain" / "best")).run()
-    assert at.number_input(key="dif_guidance").value == 1.0  # picking the model set guidance to suit it
-    at.number_input(key="dif_guidance").set_value(3.0)
-    at.button(key="dif_generate").click().run()
+    at.selectbox(key="ddpm_model").set_value(str(runs_dir / "plain" / "best")).run()
+    assert at.number_input(key="ddpm_guidance").value == 1.0  # picking the model set guidance to suit it
+    at.number_input(key="ddpm_guidance").set_value(3.0)
+    at.button(key="ddpm_generate").click().run()
     assert "Guidance (3) needs a class-conditional model and a label to steer towards; this model was trained without labels: use guidance 1." in texts(at, "error")
-    at.number_input(key="dif_guidance").set_value(1.0)
-    at.number_input(key="dif_digit").set_value(4)
-    at.button(key="dif_generate").click().run()
+    at.number_input(key="ddpm_guidance").set_value(1.0)
+    at.number_input(key="ddpm_digit").set_value(4)
+    at.button(key="ddpm_generate").click().run()
     assert "This model was trained without labels, so it cannot be asked for a digit (4)" in texts(at, "error")
-    at.number_input(key="dif_digit").set_value(None)
-    at.button(key="dif_generate").click().run()
+    at.number_input(key="ddpm_digit").set_value(None)
+    at.button(key="ddpm_generate").click().run()
     assert not at.error and "from run plain" in texts(at, "caption")
 
 
@@ -174,23 +174,23 @@ def test_a_corrupt_checkpoint_is_explained(shipped, runs_dir, tiny_run):
     weights = runs_dir / "broken" / "best.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     at = open_page()
-    at.selectbox(key="dif_model").set_value(str(runs_dir / "broken" / "best")).run()
-    at.button(key="dif_generate").click().run()
+    at.selectbox(key="ddpm_model").set_value(str(runs_dir / "broken" / "best")).run()
+    at.button(key="ddpm_generate").click().run()
     assert "best.safetensors does not match its card" in texts(at, "error")
     assert not at.exception
 
 
 def test_bad_sizes_are_shown_in_the_configs_words_and_train_is_disabled(no_shipped, runs_dir):
     at = open_page()
-    at.radio(key="dif_preset").set_value("cpu").run()
-    at.number_input(key="dif_width").set_value(12).run()
+    at.radio(key="ddpm_preset").set_value("cpu").run()
+    at.number_input(key="ddpm_width").set_value(12).run()
     assert "which is not divisible by the 8 GroupNorm groups: pick a width that is a multiple of 8" in texts(at, "error")
-    assert at.button(key="dif_train").disabled
-    at.number_input(key="dif_width").set_value(16)
-    at.number_input(key="dif_epochs").set_value(0).run()
-    assert "epochs must be between 1 and 1000, got 0." in texts(at, "error") and at.button(key="dif_train").disabled
-    at.radio(key="dif_preset").set_value("tiny").run()  # a preset refills every field
-    assert not at.error and at.number_input(key="dif_width").value == 8
+    assert at.button(key="ddpm_train").disabled
+    at.number_input(key="ddpm_width").set_value(16)
+    at.number_input(key="ddpm_epochs").set_value(0).run()
+    assert "epochs must be between 1 and 1000, got 0." in texts(at, "error") and at.button(key="ddpm_train").disabled
+    at.radio(key="ddpm_preset").set_value("tiny").run()  # a preset refills every field
+    assert not at.error and at.number_input(key="ddpm_width").value == 8
 
 
 def test_the_time_to_train_is_measured_before_pressing_train_without_holding_up_the_page(no_shipped, runs_dir, monkeypatch):
@@ -214,39 +214,39 @@ def test_mnist_missing_offline_is_explained_and_the_rest_works(shipped, runs_dir
     monkeypatch.setenv("DLLAB_OFFLINE", "1")
     at = open_page()
     assert "MNIST is not on this machine yet (11 MB)" in texts(at, "info")
-    assert at.button(key="dif_train").disabled and player(at)  # generation works without MNIST
-    at.button(key="dif_download_data").click().run()
+    assert at.button(key="ddpm_train").disabled and player(at)  # generation works without MNIST
+    at.button(key="ddpm_download_data").click().run()
     assert "is not on this machine and downloads are off" in texts(at, "error")
     assert not at.exception
     at.run()  # the next rerun offers the button again rather than retrying on its own
-    assert not at.error and at.button(key="dif_download_data")
+    assert not at.error and at.button(key="ddpm_download_data")
 
 
 @pytest.mark.data
 def test_scrubbing_t_moves_the_marker_and_the_noise(no_shipped, runs_dir):
     at = open_page()
-    at.slider(key="dif_t").set_value(1000).run()
+    at.slider(key="ddpm_t").set_value(1000).run()
     curves = charts(at)["The linear schedule, T = 1,000"]
     marked = [trace for trace in curves["data"] if trace["name"] == "now"]
     assert [trace["x"] for trace in marked] == [[1000], [1000]]
     assert marked[0]["y"][0] == pytest.approx(4.04e-5, rel=0.01)  # DDPM's alpha_bar_T
     assert "x_t = 0.006 · x₀ + 1.000 · noise" in texts(at, "caption")
-    at.slider(key="dif_t").set_value(0).run()
+    at.slider(key="ddpm_t").set_value(0).run()
     assert "x_t = 1.000 · x₀ + 0.000 · noise" in texts(at, "caption")
     assert not [trace for trace in charts(at)["The linear schedule, T = 1,000"]["data"] if trace["name"] == "now"]
-    at.radio(key="dif_fwd_schedule").set_value("cosine").run()
+    at.radio(key="ddpm_fwd_schedule").set_value("cosine").run()
     assert "The cosine schedule, T = 1,000" in charts(at)
-    at.number_input(key="dif_index").set_value(3).run()
+    at.number_input(key="ddpm_index").set_value(3).run()
     assert "x₀ (a 0)" in " ".join(image.proto.imgs[0].caption for image in at.get("image"))  # MNIST's test digit 3 is a 0
 
 
 @pytest.mark.data
 def test_train_on_mnist_then_generate_from_the_run(no_shipped, runs_dir):
     at = open_page()
-    at.radio(key="dif_preset").set_value("tiny").run()
-    at.checkbox(key="dif_conditional").uncheck()
-    at.button(key="dif_train").click().run()
-    job = wait_for_job(at, "dif")
+    at.radio(key="ddpm_preset").set_value("tiny").run()
+    at.checkbox(key="ddpm_conditional").uncheck()
+    at.button(key="ddpm_train").click().run()
+    job = wait_for_job(at, "ddpm")
     assert job.state is JobState.DONE and not at.exception
     assert "after 16 steps, 2.00 epochs" in texts(at, "success")
     curve = charts(at)["Loss of your run"]
@@ -254,8 +254,8 @@ def test_train_on_mnist_then_generate_from_the_run(no_shipped, runs_dir):
     [run] = list(runs_dir.iterdir())
     assert (run / "best.json").exists() and json.loads((run / "last.json").read_text())["command"].startswith("python -m engine.ddpm train --preset tiny")
     at.run()  # the new run is offered as a source
-    at.selectbox(key="dif_model").set_value(str(run / "best")).run()
-    at.button(key="dif_generate").click().run()
+    at.selectbox(key="ddpm_model").set_value(str(run / "best")).run()
+    at.button(key="ddpm_generate").click().run()
     assert not at.error, texts(at, "error")
     assert f"from run {run.name}" in texts(at, "caption")
 
@@ -263,20 +263,20 @@ def test_train_on_mnist_then_generate_from_the_run(no_shipped, runs_dir):
 @pytest.mark.data
 def test_stop_then_resume_continues_the_same_run(no_shipped, runs_dir):
     at = open_page()
-    at.radio(key="dif_preset").set_value("tiny").run()
-    at.number_input(key="dif_epochs").set_value(500).run()
-    at.button(key="dif_train").click().run()
-    job = board.get(at.session_state["dif_job_id"])
+    at.radio(key="ddpm_preset").set_value("tiny").run()
+    at.number_input(key="ddpm_epochs").set_value(500).run()
+    at.button(key="ddpm_train").click().run()
+    job = board.get(at.session_state["ddpm_job_id"])
     while job.view().done < 10 and not job.state.finished:
         job.wait(0.05)
-    at.button(key="dif_stop").click().run()
-    assert wait_for_job(at, "dif").state is JobState.STOPPED
+    at.button(key="ddpm_stop").click().run()
+    assert wait_for_job(at, "ddpm").state is JobState.STOPPED
     assert ", stopped at step" in texts(at, "success")
     [run] = list(runs_dir.iterdir())
     reached = json.loads((run / "last.json").read_text())["metrics"]["epoch"]
-    at.number_input(key=f"dif_resume_to_{run.name}").set_value(int(reached) + 1)
-    at.button(key="dif_resume").click().run()
-    resumed = wait_for_job(at, "dif")
+    at.number_input(key=f"ddpm_resume_to_{run.name}").set_value(int(reached) + 1)
+    at.button(key="ddpm_resume").click().run()
+    resumed = wait_for_job(at, "ddpm")
     assert resumed.state is JobState.DONE and resumed.view().result.epochs == int(reached) + 1
     assert not at.exception
 
@@ -290,8 +290,8 @@ def test_the_first_digits_come_from_the_recording_kept_for_these_weights(shipped
     at = open_page()
     assert "drawn by `python -m engine.ddpm record` when this lab was built" in texts(at, "caption")
     assert len(player(at)["frames"]) == len(kept.frames) and not at.error
-    at.number_input(key="dif_seed").set_value(5)
-    at.button(key="dif_generate").click().run()
+    at.number_input(key="ddpm_seed").set_value(5)
+    at.button(key="ddpm_generate").click().run()
     assert "drawn by `python -m engine.ddpm record`" not in texts(at, "caption") and "seed 5" in texts(at, "caption")
 
     st.cache_resource.clear()
@@ -327,8 +327,8 @@ def test_measuring_the_trade_off_for_a_model_runs_as_a_job_and_shows_its_rows(sh
 
     monkeypatch.setattr(ui.guidance, "ON_DEMAND_N", 20)
     at = open_page()
-    at.button(key="dif_measure").click().run()
-    job = wait_for_job(at, "difq")
+    at.button(key="ddpm_measure").click().run()
+    job = wait_for_job(at, "ddpm_sweep")
     assert job.state is JobState.DONE and not at.exception, job.error
     assert [row.label for row in board.view(job).result] == ["unconditional", "guidance 1", "guidance 2", "guidance 3"]
     assert "Measured just now" in texts(at, "caption")

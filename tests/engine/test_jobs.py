@@ -150,7 +150,7 @@ def test_latest_finds_a_visitors_job_on_a_page_and_no_one_elses():
     mine = board.submit("mine", counting_loop(1), owner="me", page="gpt")
     board.submit("theirs", counting_loop(1), owner="them", page="gpt")
     assert board.latest("me", "gpt") is mine
-    assert board.latest("me", "dif") is None and board.latest("nobody", "gpt") is None
+    assert board.latest("me", "ddpm") is None and board.latest("nobody", "gpt") is None
 
 
 def test_silent_reporter_requests_a_stop_after_n_rows():
