@@ -5,7 +5,6 @@ from streamlit.testing.v1 import AppTest
 
 import engine.ddpm.checkpoint as ddpm_checkpoint
 import engine.gpt.checkpoint as gpt_checkpoint
-from engine.core.jobs import board
 from tests import torch_threads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,13 +30,6 @@ def app():
     assert not at.exception
     return at
 
-
-def wait_for_job(at, prefix):
-    """AppTest does not tick fragments: wait for the job's thread, then rerun the page once."""
-    job = board.get(at.session_state[f"{prefix}_job_id"])
-    job.wait(120)
-    at.run()
-    return job
 
 
 # A page's test module names its lab with a `lab` fixture ("ddpm" or "gpt", a key of LABS) and a `tiny_checkpoint`

@@ -26,7 +26,7 @@ from engine.ddpm.recording import FIRST_SETTINGS, record, save_recording
 import engine.ddpm.recording as ddpm_recording
 import streamlit as st
 from engine.ddpm.train import PRESETS, TINY, train
-from tests.app.conftest import wait_for_job
+from tests.app.page_driving import texts, wait_for_job
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "lab_pages" / "diffusion.py")
@@ -63,10 +63,6 @@ def open_page():
 @pytest.fixture
 def shipped_page(shipped, runs_dir):
     return open_page()
-
-
-def texts(at, kind):
-    return " ".join(str(element.value) for element in getattr(at, kind))
 
 
 def charts(at):

@@ -12,7 +12,7 @@ from engine.core.jobs import JobState, SilentReporter, board
 from engine.gpt.data import prepare_text
 from engine.gpt.runs import export_checkpoint, list_runs, read_history, train_run
 from engine.gpt.train import TINY
-from tests.app.conftest import wait_for_job
+from tests.app.page_driving import paste_tiny, texts, wait_for_job
 from tests.texts import rhymes
 
 
@@ -39,20 +39,8 @@ def page(app, runs_dir):
     return app
 
 
-def texts(at, kind):
-    return " ".join(element.value for element in getattr(at, kind))
-
-
 def charts(at):
     return {json.loads(chart.proto.spec)["layout"]["title"]["text"]: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
-
-
-def paste_tiny(at, **settings):
-    at.radio(key="gpt_preset").set_value("tiny").run()
-    for name, value in settings.items():
-        at.number_input(key=f"gpt_{name}").set_value(value)
-    at.radio(key="gpt_source").set_value("paste").run()
-    return at.text_area(key="gpt_text").set_value(rhymes()).run()
 
 
 def test_first_load_streams_a_short_sample_from_the_shipped_checkpoint(shipped, page):

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from engine.core.jobs import JobState
-from tests.app.conftest import wait_for_job
+from tests.app.page_driving import wait_for_job
 
 
 @pytest.fixture

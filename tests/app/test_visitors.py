@@ -8,7 +8,7 @@ import engine.gpt.checkpoint as gpt_checkpoint
 from engine.core.jobs import JobState, board
 from engine.gpt.runs import list_runs
 from tests.app.conftest import ROOT
-from tests.app.test_shakespeare_gpt_page import paste_tiny, texts
+from tests.app.page_driving import paste_tiny, texts
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
