@@ -26,14 +26,14 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from bench.machine import describe_machine  # noqa: E402
 from tests.browser.server import CHROMIUM_ARGS, chromium_executable, serve_app  # noqa: E402
 
-PLAY = ".js-plotly-plot .updatemenu-button"
+PLAYER = '[data-testid="stIFrame"]'  # the player's own small page, with its Play button
 
 
 def time_to_player(browser, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     started = time.perf_counter()
     page.goto(f"{url}/diffusion")
-    expect(page.locator(PLAY).first).to_be_visible(timeout=120_000)
+    expect(page.frame_locator(PLAYER).first.locator("#play")).to_be_visible(timeout=120_000)
     return page, time.perf_counter() - started
 
 

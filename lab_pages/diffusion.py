@@ -24,14 +24,14 @@ seed_settings()
 st.title("Diffusion: digits from noise")
 st.markdown(
     "A **denoising diffusion model** (DDPM, Ho et al. 2020) learns to remove a little Gaussian noise from an image. "
-    "Start from pure noise, remove noise a thousand times, and a handwritten digit appears. First scrub **t** below to "
-    "see how noise destroys a digit, then press **Play** in the player to watch the shipped model undo it."
+    "Start from pure noise, remove noise a thousand times, and a handwritten digit appears. Press **Play** in the player "
+    "to watch the shipped model do it, then scrub **t** in section 2 to see the noise it learned to undo."
 )
 equations()
 
-data = forward_section()
 runs = list_runs(visitor=visitor_token())
-sources, source, recording = generate_section(runs)
+sources, source, recording = generate_section(runs)  # first: the player is on screen before the heavier sections below
+data = forward_section()
 classifier = quality_section(recording)
 guidance_costs(sources, source, classifier, data)
 view = train_section(data, runs)

@@ -1,10 +1,11 @@
 """Figures for the diffusion lab: the schedule's alpha_bar and signal-to-noise curves, the reverse-diffusion
-player (one plotly figure with animation frames, so it plays in the browser without reruns), the loss curve,
+player (a small HTML page holding its frames, so it plays in the browser without reruns), the loss curve,
 the classifier's spread over the ten digits, the guidance sweep's trade-off."""
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 
 import numpy as np
@@ -56,38 +57,67 @@ def _frame_title(frame: Frame) -> str:
     return f"step {frame.index:,} of {frame.steps:,} · {t} · noise level √(1 − ᾱ) = {frame.noise_std:.3f}"
 
 
-def reverse_player(recording: Recording, columns: int | None = None, height: int = 520, ms_per_frame: int = 120) -> go.Figure:
-    """x_t (left) and the predicted x_0 (right) at each kept step, as uint8 PNG images; Play / Pause and a step slider.
+PLAYER_HEIGHT = 560  # pixels: the title, two 4 x 4 grids of digits side by side, the controls
+PLAYER_HTML = """<!doctype html><html><head><meta charset="utf-8"><style>
+body { margin: 0; font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: #31333f; }
+#title { font-size: 17px; margin: 4px 0 8px; }
+.pictures { display: flex; gap: 16px; }
+figure { margin: 0; flex: 1; }
+img { width: 100%; height: 440px; object-fit: contain; image-rendering: pixelated; display: block; }
+figcaption { font-size: 14px; text-align: center; margin-top: 4px; }
+.controls { display: flex; align-items: center; gap: 12px; margin-top: 10px; font-size: 14px; }
+button { font: inherit; padding: 4px 14px; border: 1px solid #d0d2d8; border-radius: 8px; background: #fff; cursor: pointer; }
+input[type=range] { flex: 1; accent-color: #ff4b4b; }
+</style></head><body>
+<div id="title"></div>
+<div class="pictures">
+<figure><img id="x_t" alt="x_t"><figcaption>x_t: the sample being denoised</figcaption></figure>
+<figure><img id="x_0" alt="predicted x_0"><figcaption>x&#770;_0: the network's guess of the clean digits</figcaption></figure>
+</div>
+<div class="controls"><button id="play" type="button">&#9654; Play</button>
+<input id="step" type="range" min="0" max="0" value="0" aria-label="step"><span id="where"></span></div>
+<script>
+const frames = FRAMES, ms = MS_PER_FRAME;
+const play = document.getElementById("play"), slider = document.getElementById("step");
+let shown = 0, timer = null;
+slider.max = frames.length - 1;
+function show(k) {
+  shown = k; slider.value = k;
+  document.getElementById("x_t").src = frames[k].x_t;
+  document.getElementById("x_0").src = frames[k].x_0;
+  document.getElementById("title").textContent = frames[k].title;
+  document.getElementById("where").textContent = frames[k].label;
+}
+function pause() { clearInterval(timer); timer = null; play.innerHTML = "&#9654; Play"; }
+play.onclick = () => {
+  if (timer) { pause(); return; }
+  if (shown === frames.length - 1) show(0);
+  play.innerHTML = "&#10074;&#10074; Pause";
+  timer = setInterval(() => { if (shown >= frames.length - 1) pause(); else show(shown + 1); }, ms);
+};
+slider.oninput = () => { pause(); show(Number(slider.value)); };
+show(0);
+</script></body></html>"""
 
-    Everything is in the figure, so playing and scrubbing run in the browser without a rerun of the page.
-    """
-    kept = recording.frames
-    pictures = [(_png_uri(grid_image(to_unit(f.x), columns, scale=1)), _png_uri(grid_image(to_unit(f.x0), columns, scale=1))) for f in kept]
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("x_t: the sample being denoised", "x̂_0: the network's guess of the clean digits"),
-                           horizontal_spacing=0.04)
-    first = pictures[0]
-    figure.add_trace(go.Image(source=first[0], hoverinfo="skip", name="x_t"), row=1, col=1)
-    figure.add_trace(go.Image(source=first[1], hoverinfo="skip", name="x̂_0"), row=1, col=2)
-    figure.frames = [
-        go.Frame(name=str(f.index), data=[go.Image(source=a), go.Image(source=b)], traces=[0, 1], layout=go.Layout(title_text=_frame_title(f)))
-        for f, (a, b) in zip(kept, pictures)
+
+def player_frames(recording: Recording, columns: int | None = None) -> list[dict]:
+    """Each kept step as the player shows it: x_t and the predicted x_0 as PNG data URIs, its title and slider label."""
+    return [
+        {"x_t": _png_uri(grid_image(to_unit(f.x), columns, scale=1)), "x_0": _png_uri(grid_image(to_unit(f.x0), columns, scale=1)),
+         "index": f.index, "title": _frame_title(f), "label": f"step {f.index:,} of {f.steps:,}"}
+        for f in recording.frames
     ]
-    play = dict(frame=dict(duration=ms_per_frame, redraw=True), transition=dict(duration=0), fromcurrent=True, mode="immediate")
-    pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
-    figure.update_layout(
-        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.04, xanchor="left", yanchor="top", pad=dict(t=0, r=10), showactive=False,
-                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
-                                   dict(label="❚❚ Pause", method="animate", args=[[None], pause])])],
-        sliders=[dict(active=0, x=0.16, len=0.84, y=-0.02, yanchor="top", pad=dict(t=0), ticklen=0, font=dict(color="rgba(0,0,0,0)"),
-                      currentvalue=dict(prefix="step ", visible=True, font=dict(color="#31333f", size=13)),
-                      steps=[dict(label=f"{f.index:,} of {f.steps:,}", value=str(f.index), method="animate",
-                                  args=[[str(f.index)], dict(frame=dict(duration=0, redraw=True), transition=dict(duration=0), mode="immediate")])
-                             for f in kept])],
-    )
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    figure.update_layout(title=_frame_title(kept[0]), height=height, margin=dict(l=10, r=10, t=70, b=90), showlegend=False)
-    return figure
+
+
+def player_html(recording: Recording, columns: int | None = None, ms_per_frame: int = 120) -> str:
+    """The reverse-diffusion player as one small HTML page: x_t beside the predicted x_0, Play / Pause and a step slider.
+
+    Plain HTML and a few lines of script rather than a plotly figure, because a first visit waited seconds for
+    plotly.js to load and draw before it could show the player; everything is in the page, so playing and
+    scrubbing run in the browser without a rerun. The text it shows is the lab's own (no visitor's input).
+    """
+    frames = json.dumps(player_frames(recording, columns)).replace("</", "<\\/")  # no "</script>" can end the script early
+    return PLAYER_HTML.replace("FRAMES", frames, 1).replace("MS_PER_FRAME", str(int(ms_per_frame)), 1)
 
 
 def _series(rows: list[dict], key: str) -> tuple[list, list]:

@@ -24,7 +24,7 @@ from engine.ddpm.recording import FIRST_SETTINGS, recording_for
 from engine.ddpm.sample import SAMPLERS, SampleSettings, denoising_gif, grid_png
 from engine.ddpm.schedule import SCHEDULES, NoiseSchedule, ScheduleConfig, noised_at
 from ui.address import bound
-from ui.diffusion import digit_bars, reverse_player, schedule_curves
+from ui.diffusion import PLAYER_HEIGHT, digit_bars, player_html, schedule_curves
 from ui.errors import show_error
 from ui.format import duration
 from ui.guidance import guidance_section
@@ -78,7 +78,7 @@ def mnist_or_offer() -> DigitData | None:
             bar.empty()
             return data
         st.info("MNIST is not on this machine yet (11 MB), so there are no real digits to add noise to or train on. Set DLLAB_DATA_DIR to a "
-                "folder that has mnist/MNIST/raw/, or download it now. Generating from the shipped model below works without it.", icon=":material/download:")
+                "folder that has mnist/MNIST/raw/, or download it now. Generating from the shipped model above works without it.", icon=":material/download:")
         if st.button("Download MNIST", key="ddpm_download_data"):
             st.session_state.ddpm_download_ok = True
             st.rerun()
@@ -88,8 +88,8 @@ def mnist_or_offer() -> DigitData | None:
 
 
 def forward_section() -> DigitData | None:
-    """(1): a test digit, noised to the t on the slider; returns MNIST for the sections that train and measure."""
-    st.subheader("1 · The forward process: adding noise")
+    """(2): a test digit, noised to the t on the slider; returns MNIST for the sections that train and measure."""
+    st.subheader("2 · The forward process: adding noise")
     data = mnist_or_offer()
     if data is None:
         return None
@@ -183,7 +183,7 @@ def draw_digits(sources: dict[str, str], source: str, settings: tuple, clicked: 
 
 def show_player(drawn: tuple, sources: dict[str, str]) -> None:
     recording, gif, png, from_file = drawn
-    st.plotly_chart(reverse_player(recording), key="ddpm_player")
+    st.iframe(player_html(recording), height=PLAYER_HEIGHT)
     settings = recording.settings
     guided = settings.guidance != 1.0
     batch = f"a batch of {2 * settings.n if guided else settings.n}" + (f" ({settings.n} digits with and without their label, for guidance)" if guided else "")
@@ -198,8 +198,8 @@ def show_player(drawn: tuple, sources: dict[str, str]) -> None:
 
 
 def generate_section(runs) -> tuple[dict[str, str], str | None, object]:
-    """(2): (the models offered, the one picked, the recording in the player), each None or empty when there is none."""
-    st.subheader("2 · Generate: from noise to digits")
+    """(1): (the models offered, the one picked, the recording in the player), each None or empty when there is none."""
+    st.subheader("1 · Generate: from noise to digits")
     sources = model_sources(runs)
     shipped = shipped_checkpoint()
     if not card_path(shipped).exists():

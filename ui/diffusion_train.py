@@ -203,7 +203,7 @@ def train_section(data: DigitData | None, runs) -> JobView | None:
     config, values = checked_config()
     expected = time_to_train(config, runs) if config is not None else None
     if data is None:
-        st.caption("Training needs MNIST: see section 1.")
+        st.caption("Training needs MNIST: see section 2.")
     train_button(config, values, data, expected)
     view = job_panel("ddpm", draw_live, unit="step")
     show_result(view)

@@ -59,7 +59,7 @@ def guidance_section(source: str, label: str, model_loader, classifier: DigitCla
         st.caption(f"Measured just now: {ON_DEMAND_N} samples per way of sampling, DDIM 50 steps, seed 0. Fewer samples than the card's sweep, "
                    f"so each figure moves by a few points from one seed to another.")
     if classifier is None or data is None:
-        st.caption("Measuring needs MNIST's test digits and the classifier: see sections 1 and 3.")
+        st.caption("Measuring needs MNIST's test digits and the classifier: see sections 2 and 3.")
         return
     if st.button(f"Measure the trade-off for {label}", key="ddpm_measure", disabled=job_running("ddpm_sweep"), icon=":material/query_stats:",
                  help=f"{ON_DEMAND_N} digits each: unconditional, then guidance 1, 2 and 3. A minute or more; it waits its turn like a training."):

@@ -71,8 +71,9 @@ def charts(at):
 
 
 def player(at):
-    [spec] = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart") if "frames" in json.loads(chart.proto.spec)]
-    return spec
+    """The player's page and the frames it holds (JSON in its script)."""
+    [html] = [element.proto.srcdoc for element in at.get("iframe") if "const frames = " in element.proto.srcdoc]
+    return {"html": html, "frames": json.loads(html.split("const frames = ", 1)[1].split(", ms = ", 1)[0])}
 
 
 def metrics(at):
@@ -83,12 +84,12 @@ def test_first_load_plays_the_shipped_models_digits_and_scores_them(shipped_page
     page = shipped_page
     spec = player(page)
     frames = spec["frames"]
-    assert len(frames) == 50 and [frame["name"] for frame in frames[:2]] == ["1", "2"]  # DDIM, 50 steps: every one kept
-    assert frames[0]["layout"]["title"]["text"].startswith("step 1 of 50 · t = 1,000 · noise level √(1 − ᾱ) = ")
-    assert frames[-1]["layout"]["title"]["text"].endswith("noise level √(1 − ᾱ) = 0.000")
-    assert all(trace["type"] == "image" and trace["source"].startswith("data:image/png;base64,") for trace in frames[10]["data"])
-    assert [button["label"] for button in spec["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
-    assert len(spec["layout"]["sliders"][0]["steps"]) == 50
+    assert len(frames) == 50 and [frame["index"] for frame in frames[:2]] == [1, 2]  # DDIM, 50 steps: every one kept
+    assert frames[0]["title"].startswith("step 1 of 50 · t = 1,000 · noise level √(1 − ᾱ) = ")
+    assert frames[-1]["title"].endswith("noise level √(1 − ᾱ) = 0.000")
+    assert all(frames[10][picture].startswith("data:image/png;base64,") for picture in ("x_t", "x_0"))
+    assert '<button id="play" type="button">&#9654; Play</button>' in spec["html"] and "&#10074;&#10074; Pause" in spec["html"]
+    assert '<input id="step" type="range"' in spec["html"] and frames[-1]["label"] == "step 50 of 50"  # the slider spans the frames
     assert "16 samples in" in texts(page, "caption") and f"50 network calls, each on a batch of {32 if FIRST_SETTINGS.guidance != 1 else 16}" in texts(page, "caption")
     assert "from the shipped checkpoint" in texts(page, "caption")
     assert len(page.get("download_button")) == 2
@@ -129,7 +130,7 @@ def test_ddpm_runs_all_thousand_steps_but_the_player_keeps_sixty(shipped_page):
     page.number_input(key="ddpm_n").set_value(1)
     page.button(key="ddpm_generate").click().run()
     frames = player(page)["frames"]
-    assert 50 <= len(frames) <= 60 and frames[-1]["name"] == "1000"
+    assert 50 <= len(frames) <= 60 and frames[-1]["index"] == 1000
     assert "1,000 network calls" in texts(page, "caption")
 
 

@@ -24,8 +24,16 @@ def diffusion_url(tmp_path_factory):
 @pytest.fixture
 def diffusion_page(own_page, diffusion_url):
     page = open_at(own_page, f"{diffusion_url}/diffusion", "Diffusion: digits from noise")
-    expect(page.locator(".js-plotly-plot .updatemenu-button").first).to_be_visible(timeout=60_000)
+    expect(player(page).locator("#play")).to_be_visible(timeout=60_000)
     return page
+
+
+PLAYER = '[data-testid="stIFrame"]'
+
+
+def player(page):
+    """The player's own page, inside its iframe."""
+    return page.frame_locator(PLAYER).first
 
 
 def no_exceptions(page):
@@ -33,11 +41,12 @@ def no_exceptions(page):
 
 
 def player_state(page) -> dict:
-    """The player's title and its slider's position, read from plotly's own state."""
-    return page.evaluate(
+    """The player's title and its slider's position, as the page in its iframe shows them."""
+    frame = page.locator(PLAYER).first.element_handle().content_frame()
+    return frame.evaluate(
         """() => {
-            const chart = [...document.querySelectorAll('.js-plotly-plot')].find(c => c._transitionData && c._transitionData._frames.length);
-            return {title: chart._fullLayout.title.text, active: chart._fullLayout.sliders[0].active, frames: chart._transitionData._frames.length};
+            const slider = document.getElementById('step');
+            return {title: document.getElementById('title').textContent, active: Number(slider.value), frames: Number(slider.max) + 1};
         }"""
     )
 
@@ -49,19 +58,19 @@ def test_the_player_plays_the_reverse_process_in_the_browser(diffusion_page):
     expect(page.get_by_text("drawn by python -m engine.ddpm record when this lab was built")).to_be_visible()  # the kept recording: nothing drawn
     assert start["frames"] == 50 and start["active"] == 0 and "step 1 of 50 · t = 1,000" in start["title"]
     screenshot(page, "diffusion")
-    page.locator(".updatemenu-button", has_text="Play").click()
+    player(page).get_by_role("button", name="Play").click()
     page.wait_for_timeout(1500)
     playing = player_state(page)
     assert playing["active"] > 0 and playing["title"] != start["title"]  # frames advance without a rerun
     page.wait_for_timeout(1000)
     assert player_state(page)["active"] > playing["active"]
-    page.locator(".updatemenu-button", has_text="Pause").click()
+    player(page).get_by_role("button", name="Pause").click()
     page.wait_for_timeout(500)
     paused = player_state(page)
     page.wait_for_timeout(1000)
     assert player_state(page)["active"] == paused["active"]  # paused stays put
     no_exceptions(page)
-    page.locator(".js-plotly-plot").filter(has=page.locator(".updatemenu-button")).scroll_into_view_if_needed()
+    page.locator(PLAYER).first.scroll_into_view_if_needed()
     screenshot(page, "diffusion_playing")
 
 
