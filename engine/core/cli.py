@@ -133,10 +133,12 @@ def train_in_console(reporter: ConsoleReporter, train: Callable[[], Result]) -> 
     run went, and saved it."""
     from engine.core.distributed import is_main_process, leave, under_torchrun  # torch: the sparse autoencoder's CLI does without
 
+    ended_normally = False
     try:
         with reporter.ctrl_c_stops(again_interrupts=not under_torchrun()):
             result = train()
         reporter.close()
+        ended_normally = True
     finally:
-        leave()  # the process group training may have started under torchrun
+        leave(together=ended_normally)  # the process group training may have started under torchrun
     return result if is_main_process() else None

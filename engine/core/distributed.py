@@ -126,7 +126,13 @@ def join(world: World, device_name: str) -> torch.device:
     return device
 
 
-def leave() -> None:
-    """End the process group, if this process started one."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def leave(together: bool = True) -> None:
+    """End the process group, if this process started one. After a run that ended normally the ranks first wait for
+    each other: rank 0 still saves after the others have left the loop, and a rank that tore down its half of gloo's
+    connections while rank 0 was still using them was seen to abort ("terminate called without an active exception").
+    After an error the others may never arrive, so that rank leaves alone and torchrun ends the rest."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if together:
+        dist.barrier()
+    dist.destroy_process_group()
