@@ -39,4 +39,4 @@ COPY --chown=root:root . $HOME/app
 
 USER 1000:1000
 EXPOSE 7860
-CMD ["python", "-m", "streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=7860", "--server.headless=true", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
+CMD ["python", "serve.py", "--server.address=0.0.0.0", "--server.port=7860", "--server.headless=true", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]

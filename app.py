@@ -1,9 +1,8 @@
 """Deep Learning Lab: the frame around the pages — navigation, page config and the sidebar.
 
-Run with `streamlit run app.py`.
+Run with `python serve.py` (the container's command: the labs' modules imported before the first visitor) or `streamlit run app.py`.
 """
 
-import importlib
 import threading
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from engine.core.device import configure_threads, describe_device, pick_device
 from engine.core.errors import LabError
 from engine.core.jobs import board
 from ui.visitor import visitor_token
+from ui.warm_up import import_lab_modules
 
 PAGES = [
     st.Page("lab_pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -28,15 +28,11 @@ PAGES = [
 ]
 
 
-# what the labs' pages import: seconds of Python on a first visit, so a server imports them once, in the background
-WARM_MODULES = ("plotly.graph_objects", "engine.ddpm.sample", "engine.ddpm.quality", "engine.ddpm.recording", "engine.ddpm.train", "ui.diffusion",
-                "engine.gpt.train", "engine.gpt.inspect", "engine.sae.train", "ui.figures", "ui.transformer")
-
-
 @st.cache_resource
 def warm_up() -> threading.Thread:
-    """Once per server, after its first page is drawn: the imports a lab's first visit would otherwise wait for."""
-    thread = threading.Thread(target=lambda: [importlib.import_module(name) for name in WARM_MODULES], name="warm-up", daemon=True)
+    """Once per server, after its first page is drawn: the imports a lab's first visit would otherwise wait for
+    (already done when the server was started by serve.py)."""
+    thread = threading.Thread(target=import_lab_modules, name="warm-up", daemon=True)
     thread.start()
     return thread
 

@@ -3,7 +3,7 @@
     DLLAB_DATA_DIR=../shared/data python -m bench.sae_page_vs_cli [--repeats 8]
 
 1. CLI: `python -m engine.sae train`.
-2. Page in Chromium on this machine: the real app under `streamlit run`, Train pressed in the
+2. Page in Chromium on this machine: the real app under `python serve.py`, Train pressed in the
    browser once the page has drawn, as a person does, and the live panel watched until the result
    appears. The browser's rendering and the server share the machine's two cores with the training.
 3. Page, server side: the page script under Streamlit's AppTest, Train pressed, then nothing until

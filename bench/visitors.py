@@ -2,7 +2,7 @@
 
     python -m bench.visitors [--visitors 8]
 
-One server under `streamlit run` in public mode (DLLAB_PUBLIC=1, its own runs folder, DLLAB_MAX_JOBS
+One server under `python serve.py` in public mode (DLLAB_PUBLIC=1, its own runs folder, DLLAB_MAX_JOBS
 as this shell sets it, default 2) on this machine's cores. Each visitor is a browser context of its
 own (a separate Streamlit session with its own `?visitor=` token) on the sparse autoencoder page,
 with the builtin images (scikit-image's photographs: no download) and UFLDL's settings: a run of a
@@ -108,16 +108,16 @@ def chromium_pids() -> list[int]:
 
 
 def server_pid(port: int) -> int:
-    """The streamlit process this script started on `port`."""
+    """The server process (serve.py) this script started on `port`."""
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as command:
                 argv = command.read().split(b"\0")
         except OSError:
             continue
-        if b"streamlit" in argv and str(port).encode() in argv and b"--server.port" in argv:
+        if b"serve.py" in argv and str(port).encode() in argv and b"--server.port" in argv:
             return int(entry)
-    raise RuntimeError(f"no streamlit process on port {port}")
+    raise RuntimeError(f"no server process on port {port}")
 
 
 class MemorySampler(threading.Thread):

@@ -63,7 +63,7 @@ def cached_recording(path: str, modified: float, sampler: str, steps: int, eta: 
         model, schedule, card = cached_model(path, modified)
         settings = SampleSettings(sampler=sampler, n=n, steps=None if sampler == "ddpm" else steps, eta=eta, digit=digit, guidance=guidance, seed=seed)
         recording, from_file = recording_for(model, schedule, settings, card.get("weights_sha256"), path == str(shipped_checkpoint()), _progress)
-        return recording, denoising_gif(recording.frames), grid_png(recording.images, scale=3), from_file
+        return recording, player_html(recording), grid_png(recording.images, scale=3), from_file  # the player's page made once, too
 
     return recordings().get((path, modified, sampler, steps, eta, seed, digit, guidance, n), draw)
 
@@ -158,7 +158,7 @@ def sampler_controls() -> tuple[tuple, bool]:
 
 
 def draw_digits(sources: dict[str, str], source: str, settings: tuple, clicked: bool) -> tuple | None:
-    """(recording, GIF, PNG, from_file) for what was asked, or for the last digits that worked when the asking fails."""
+    """(recording, the player's page, PNG, from_file) for what was asked, or for the last digits that worked when the asking fails."""
     drawn = kept = None
     try:
         asked = (source, changed_at(Path(source)), *settings)
@@ -182,8 +182,8 @@ def draw_digits(sources: dict[str, str], source: str, settings: tuple, clicked: 
 
 
 def show_player(drawn: tuple, sources: dict[str, str]) -> None:
-    recording, gif, png, from_file = drawn
-    st.iframe(player_html(recording), height=PLAYER_HEIGHT)
+    recording, page, png, from_file = drawn
+    st.iframe(page, height=PLAYER_HEIGHT)
     settings = recording.settings
     guided = settings.guidance != 1.0
     batch = f"a batch of {2 * settings.n if guided else settings.n}" + (f" ({settings.n} digits with and without their label, for guidance)" if guided else "")
@@ -193,7 +193,8 @@ def show_player(drawn: tuple, sources: dict[str, str]) -> None:
     note.caption(f"{made}: {recording.calls:,} network calls, each on {batch}; "
                  f"{settings.sampler.upper()}{f', η = {settings.eta:g}' if settings.sampler == 'ddim' else ''}, seed {settings.seed}, from {sources[st.session_state.ddpm_generated[0]]}. "
                  f"The player holds {len(recording.frames)} of the {settings.steps:,} steps, closer together at the end.")
-    gif_button.download_button("GIF", gif, "denoising.gif", "image/gif", key="ddpm_download_gif", icon=":material/download:")
+    # made on the click: a 3 MB GIF was encoded (0.2 s) and stored for every visitor's every run, mostly never downloaded
+    gif_button.download_button("GIF", lambda: denoising_gif(recording.frames), "denoising.gif", "image/gif", key="ddpm_download_gif", icon=":material/download:")
     png_button.download_button("Grid (PNG)", png, "samples.png", "image/png", key="ddpm_download_png", icon=":material/download:")
 
 

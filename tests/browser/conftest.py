@@ -1,4 +1,4 @@
-"""The real app under `streamlit run`, driven by Playwright in Chromium.
+"""The real app under its start command (`python serve.py`), driven by Playwright in Chromium.
 
 Debian's Chromium (/usr/bin/chromium) is used where it is installed, else Playwright's own
 (`python -m playwright install chromium`). Screenshots go to artifacts/ (ignored by git).

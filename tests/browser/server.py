@@ -1,4 +1,4 @@
-"""Start the real app under `streamlit run` on a free port, for browser tests and the page benchmark."""
+"""Start the real app with its start command (`python serve.py`, as the container does) on a free port, for browser tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def serve_app(timeout: float = 60.0, env: dict | None = None):
     """Yield the URL of a running app; the server is stopped on exit."""
     port = free_port()
     command = [
-        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        sys.executable, "serve.py", "--server.headless", "true", "--server.port", str(port),
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]
     log = open(ROOT / "artifacts" / f"server-{port}.log", "wb") if (ROOT / "artifacts").is_dir() else subprocess.DEVNULL

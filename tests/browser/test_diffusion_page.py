@@ -74,6 +74,17 @@ def test_the_player_plays_the_reverse_process_in_the_browser(diffusion_page):
     screenshot(page, "diffusion_playing")
 
 
+def test_the_player_s_digits_download_as_an_animated_gif_and_a_png_grid(diffusion_page):
+    page = diffusion_page
+    for button, name, signature in (("GIF", "denoising.gif", b"GIF89a"), ("Grid (PNG)", "samples.png", b"\x89PNG")):
+        with page.expect_download(timeout=TIMEOUT) as download:
+            page.get_by_role("button", name=button).click()
+        assert download.value.suggested_filename == name
+        content = open(download.value.path(), "rb").read()
+        assert content.startswith(signature), content[:16]
+    no_exceptions(page)
+
+
 @pytest.mark.data  # the forward process needs a real digit
 def test_scrubbing_t_updates_the_noisy_digit_and_the_marker(diffusion_page):
     page = diffusion_page

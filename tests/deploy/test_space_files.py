@@ -53,7 +53,7 @@ def test_the_app_port_is_the_port_exposed_and_served():
     port = front_matter()["app_port"]
     assert arguments_of(DOCKERFILE, "EXPOSE") == [str(port)]
     command = command_of(DOCKERFILE)  # exec form: a JSON array, so Streamlit gets the signals itself
-    assert command[:4] == ["python", "-m", "streamlit", "run"]
+    assert command[:2] == ["python", "serve.py"]  # streamlit run app.py, with the labs' modules imported first
     assert f"--server.port={port}" in command and "--server.address=0.0.0.0" in command
     assert "--server.headless=true" in command
 
