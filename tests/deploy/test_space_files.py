@@ -103,7 +103,7 @@ def test_dockerignore_leaves_out_what_the_image_does_not_need():
     ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
     for needed_out in ("tests", "bench", "runs", "artifacts", ".git", "**/__pycache__", ".pytest_cache"):
         assert needed_out in ignored, f".dockerignore does not leave out {needed_out}"
-    for kept in ("app.py", "engine", "lab_pages", "ui", "checkpoints", "requirements.txt", ".streamlit", "assets"):
+    for kept in ("serve.py", "app.py", "engine", "lab_pages", "ui", "checkpoints", "requirements.txt", ".streamlit", "assets"):
         assert kept not in ignored, f".dockerignore leaves out {kept}, which the app needs"
 
 
