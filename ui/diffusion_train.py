@@ -121,8 +121,7 @@ def time_to_train(config: DDPMTrainConfig, runs) -> float | None:
             pass  # the page's next run shows it, where the estimate goes
         st.rerun()  # the whole page, with the estimate and the Train button's figure for the queue
 
-    estimate()
-    return estimated_seconds(config, training_digits(config), speed, runs)[0] if speed is not None else None
+    return estimate()  # on the page's own run a fragment returns what its function does
 
 
 def timing_metrics(config: DDPMTrainConfig) -> None:
@@ -132,7 +131,8 @@ def timing_metrics(config: DDPMTrainConfig) -> None:
     metrics[2].metric("Digits seen", f"{config.epochs * training_digits(config):,}", help="Epochs × training digits.")
 
 
-def estimate_metrics(config: DDPMTrainConfig, runs, speed: float) -> None:
+def estimate_metrics(config: DDPMTrainConfig, runs, speed: float) -> float:
+    """Shows the time to train, the speed and the digits seen; returns the seconds."""
     images, quick = training_digits(config), PRESETS["quick"]
     metrics = st.columns(3)
     expected, basis = estimated_seconds(config, images, speed, runs)
@@ -142,6 +142,7 @@ def estimate_metrics(config: DDPMTrainConfig, runs, speed: float) -> None:
     if config.width == quick.width and config.depth == quick.depth and config.batch_size == quick.batch_size:
         st.caption(f"The quick preset (3 epochs on 20,000 digits) already draws recognisable digits; on this device it takes "
                    f"≈ {duration(training_seconds(quick, quick.train_images, speed))}.")
+    return expected
 
 
 def train_command(values: dict, folder) -> str:
