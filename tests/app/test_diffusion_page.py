@@ -27,6 +27,7 @@ import engine.ddpm.recording as ddpm_recording
 import streamlit as st
 from engine.ddpm.train import PRESETS, TINY, train
 from tests.app.page_driving import texts, wait_for_job
+from ui.format import duration
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "lab_pages" / "diffusion.py")
@@ -203,6 +204,25 @@ def test_the_time_to_train_is_measured_before_pressing_train_without_holding_up_
     assert shown["Time to train"].startswith("≈ ") and shown["Speed on this device"].endswith(" images/s")
     assert shown["Digits seen"] == "60,000"  # the quick preset: 3 epochs of 20,000
     assert "The quick preset (3 epochs on 20,000 digits) already draws recognisable digits; on this device it takes ≈ " in texts(at, "caption")
+
+
+@pytest.mark.data  # training needs MNIST
+def test_the_time_shown_before_training_is_the_one_the_queue_is_given(no_shipped, runs_dir, monkeypatch):
+    monkeypatch.setattr(diffusion_train, "SPEEDS", BackgroundResults(keep_seconds=600))
+    monkeypatch.setattr(diffusion_train, "PROBE_DELAY_S", 0.0)
+    monkeypatch.setattr(diffusion_train, "images_per_second", lambda config: 50.0)  # a slow device: minutes, not seconds
+    at = open_page()
+    at.radio(key="ddpm_preset").set_value("tiny").run()
+    deadline = time.monotonic() + 60
+    while metrics(at.run())["Time to train"] == "timing…":
+        assert time.monotonic() < deadline, "the probe never finished"
+        time.sleep(0.1)
+    shown = metrics(at)["Time to train"]
+    at.button(key="ddpm_train").click().run()
+    job = board.get(at.session_state["ddpm_job_id"])
+    assert shown == f"≈ {duration(job.expected_seconds)}"
+    at.button(key="ddpm_stop").click().run()
+    wait_for_job(at, "ddpm")
 
 
 def test_mnist_missing_offline_is_explained_and_the_rest_works(shipped, runs_dir, monkeypatch, tmp_path):
