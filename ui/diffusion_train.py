@@ -9,6 +9,7 @@ from dataclasses import replace
 import streamlit as st
 
 from engine.core.cache import BackgroundResults
+from engine.core.checkpoints import resumed_command
 from engine.core.errors import ConfigError, LabError
 from engine.core.jobs import JobState, JobView, board
 from engine.core.runs import export_zip, make_room
@@ -225,7 +226,8 @@ def resume_section(runs, data: DigitData | None, view: JobView | None) -> None:
             try:
                 check_step_limit("ddpm", int(target))
                 resumed = replace(chosen.config, epochs=int(target))
-                start_job("ddpm", f"DDPM {chosen.name} (resumed)", lambda report, c=resumed, d=data, f=chosen.folder: train(c, d, report, out=f, resume=f),
+                command = resumed_command(chosen.command, f"python -m engine.ddpm train --resume {chosen.folder} --epochs {int(target)}")
+                start_job("ddpm", f"DDPM {chosen.name} (resumed)", lambda report, c=resumed, d=data, f=chosen.folder, m=command: train(c, d, report, out=f, resume=f, command=m),
                           info={"folder": str(chosen.folder)})
                 st.rerun()
             except ConfigError as error:

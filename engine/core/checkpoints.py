@@ -632,3 +632,9 @@ def load_adam_moments(optimizer, model, arrays: dict, step, where: Path) -> None
     saved = optimizer.state_dict()
     saved["state"] = state
     optimizer.load_state_dict(saved)
+
+
+def resumed_command(before: str | None, command: str) -> str:
+    """The command for a resumed run's card: the commands that made the run so far, then the one resuming it
+    (`A && B`), so the card says how to make the whole run again rather than only how it was last continued."""
+    return f"{before} && {command}" if isinstance(before, str) and before.strip() else command

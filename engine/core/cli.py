@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Callable, NoReturn, TypeVar
 
-from engine.core.checkpoints import card_path, read_card, weights_path
+from engine.core.checkpoints import card_path, read_card, resumed_command, weights_path
 from engine.core.errors import CheckpointError, ConfigError, LabError
 from engine.core.files import check_readable, check_writable
 from engine.core.jobs import ConsoleReporter
@@ -111,6 +111,11 @@ def config_in_card(checkpoint: Path, config_class: type, start: Path):
         return config_class.from_dict(card["config"])
     except (KeyError, TypeError, ConfigError) as error:
         raise CheckpointError(f"The checkpoint at {start} has no usable training settings ({error}).") from None
+
+
+def command_resuming(checkpoint: Path, command: str) -> str:
+    """The command for the card of a run that `command` resumes from `checkpoint`: the whole run's history."""
+    return resumed_command(read_card(checkpoint).get("command"), command)
 
 
 def check_readable_pair(checkpoint: Path) -> Path:

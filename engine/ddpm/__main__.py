@@ -27,7 +27,7 @@ import numpy as np
 from engine.core.checkpoints import card_path, runs_dir, weights_path, write_atomically
 from engine.core.cli import (
     CommandParser, check_readable_pair, check_writable_pair, command_line, config_arguments, config_in_card, flags_given, path_argument,
-    run_command, train_command, train_in_console,
+    command_resuming, run_command, train_command, train_in_console,
 )
 from engine.core.device import configure_threads, pick_device
 from engine.core.errors import ConfigError
@@ -95,6 +95,7 @@ def run_train(args: argparse.Namespace, command: str) -> int:
     preset = args.preset or (None if args.resume or args.init_from else "cpu")
     if args.resume:
         out = args.out or find_checkpoint(args.resume, prefer="last").parent
+        command = command_resuming(readable_checkpoint(args.resume, prefer="last"), command)
     else:
         out = args.out or runs_dir() / "ddpm" / (preset or "fine-tuned")
     init_from = readable_checkpoint(args.init_from) if args.init_from else None

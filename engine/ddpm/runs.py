@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.core import runs as core_runs
 from engine.core.checkpoints import card_path, read_card
 from engine.core.errors import LabError
-from engine.core.runs import RunList, mapping, number, whole
+from engine.core.runs import RunList, mapping, number, text as text_or, whole
 from engine.ddpm.checkpoint import last_in
 from engine.ddpm.train import DDPMTrainConfig
 
@@ -29,6 +29,7 @@ class DDPMRun:
     steps: int | None
     resumable: bool  # its last checkpoint kept Adam's moments
     seconds: float | None = None  # training time so far, evaluations and saves included
+    command: str = ""  # the commands that made it, as its card keeps them
 
 
 def ddpm_runs_dir() -> Path:
@@ -58,6 +59,7 @@ def read_run(folder: Path) -> DDPMRun | None:
         steps=whole(metrics.get("step")),
         resumable=config is not None and whole(card.get("optimizer_step")) is not None,
         seconds=number(metrics.get("seconds")),
+        command=text_or(card.get("command")),
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.core.cli import (
     CommandParser, check_readable_pair, check_writable_pair, command_line, config_arguments, config_in_card, flags_given, path_argument,
-    run_command, train_command, train_in_console,
+    command_resuming, run_command, train_command, train_in_console,
 )
 from engine.core.device import configure_threads, pick_device
 from engine.core.jobs import ConsoleReporter
@@ -44,6 +44,8 @@ def run_train(args: argparse.Namespace, command: str) -> int:
     overrides = flags_given(args, GPTTrainConfig)
     config = replace(base_config(args), **overrides).validate()
     out = args.out or (find_checkpoint(args.resume).parent if args.resume else gpt_runs_dir() / (args.preset or "cpu"))
+    if args.resume:
+        command = command_resuming(readable_checkpoint(args.resume), command)
     check_writable_pair(checkpoint_in(out))
     if args.text_file:
         text, name = read_text_file(args.text_file), args.text_file.name

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core import runs as core_runs
-from engine.core.checkpoints import card_path, load_checkpoint, read_card, save_checkpoint, weights_path, write_atomically
+from engine.core.checkpoints import card_path, load_checkpoint, read_card, resumed_command, save_checkpoint, weights_path, write_atomically
 from engine.core.device import pick_device
 from engine.core.errors import CheckpointError, ConfigError, DataError, LabError
 from engine.core.jobs import Reporter
@@ -60,6 +60,7 @@ def train_run(
     info = read_json(folder / RUN_FILE)
     command = command or info.get("command", "")
     if resume:
+        command = resumed_command(command, f"python -m engine.gpt train --resume {folder} --max-iters {config.max_iters}")
         start = resume_point(folder)
         if config.max_iters <= start:
             raise ConfigError(f"max_iters ({config.max_iters}) must be beyond the checkpoint's iteration ({start}) to continue the run.")

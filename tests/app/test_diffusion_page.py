@@ -296,6 +296,9 @@ def test_stop_then_resume_continues_the_same_run(no_shipped, runs_dir):
     resumed = wait_for_job(at, "ddpm")
     assert resumed.state is JobState.DONE and resumed.view().result.epochs == int(reached) + 1
     assert not at.exception
+    command = json.loads((run / "last.json").read_text())["command"]
+    assert command.startswith("python -m engine.ddpm train --preset tiny ")  # how the run began, then how it went on
+    assert command.endswith(f" && python -m engine.ddpm train --resume {run} --epochs {int(reached) + 1}")
 
 
 def test_the_first_digits_come_from_the_recording_kept_for_these_weights(shipped, runs_dir, tmp_path, monkeypatch):

@@ -37,6 +37,17 @@ def test_train_writes_last_and_best_with_the_command_in_the_card(run_folder):
     assert (run_folder / "best.safetensors").exists()
 
 
+def test_a_resumed_runs_card_keeps_every_command_that_made_it(run_folder, tmp_path, capsys):
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("last.json", "last.safetensors", "best.json", "best.safetensors"):
+        (copy / name).write_bytes((run_folder / name).read_bytes())
+    assert main(["train", "--resume", str(copy), "--toy", "256", "--epochs", "3"]) == 0
+    assert "after 24 steps, 3.00 epochs" in capsys.readouterr().out
+    card = json.loads((copy / "last.json").read_text())
+    assert card["command"] == f"python -m engine.ddpm train --preset tiny --toy 256 --out {run_folder} && python -m engine.ddpm train --resume {copy} --toy 256 --epochs 3"
+
+
 def test_sample_writes_a_grid_an_array_and_the_animation(run_folder, tmp_path):
     from PIL import Image
 

@@ -1,5 +1,6 @@
 """The GPT's command line: train and sample end to end in a subprocess; mistakes exit 2 with a message, never a traceback."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,9 @@ def test_resume_continues_a_run_in_process(text_file, tmp_path, capsys):
     assert main(["train", "--preset", "tiny", "--text-file", str(text_file), "--out", str(out), "--max-iters", "20", "--lr-decay-iters", "20"]) == 0
     assert main(["train", "--resume", str(out), "--text-file", str(text_file), "--max-iters", "40", "--lr-decay-iters", "40"]) == 0
     assert "40 iterations" in capsys.readouterr().out
+    card = json.loads((out / "model.json").read_text())
+    assert card["command"] == (f"python -m engine.gpt train --preset tiny --text-file {text_file} --out {out} --max-iters 20 --lr-decay-iters 20 && "
+                               f"python -m engine.gpt train --resume {out} --text-file {text_file} --max-iters 40 --lr-decay-iters 40")
 
 
 @pytest.mark.parametrize(

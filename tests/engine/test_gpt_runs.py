@@ -9,10 +9,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+from engine.core.checkpoints import read_card
 from engine.core.errors import CheckpointError, ConfigError, DataError
 from engine.core.jobs import SilentReporter
 from engine.gpt.__main__ import main
-from engine.gpt.checkpoint import load_model, restore_training
+from engine.gpt.checkpoint import checkpoint_in, load_model, restore_training
 from engine.gpt.data import prepare_text
 from engine.gpt.estimate import StepTime, count_params, estimate_memory, eta_seconds, flops_per_iter, time_iterations
 from engine.gpt.model import GPT
@@ -128,7 +129,8 @@ def test_a_torn_history_line_is_skipped(tmp_path):
 def test_a_stopped_run_resumes_from_its_checkpoint_with_one_history(tmp_path, data):
     folder = tmp_path / "run"
     long = replace(TINY, max_iters=200, lr_decay_iters=200)
-    stopped = train_run(long, data, SilentReporter(stop_after=12, stop_grace=math.inf), folder, text=rhymes())
+    began = f"python -m engine.gpt train --preset tiny --max-iters 200 --lr-decay-iters 200 --out {folder}"
+    stopped = train_run(long, data, SilentReporter(stop_after=12, stop_grace=math.inf), folder, text=rhymes(), command=began)
     run = read_run(folder)
     assert stopped.stopped and run.state == "stopped" and run.resumable
     start = run.best_iter
@@ -138,6 +140,8 @@ def test_a_stopped_run_resumes_from_its_checkpoint_with_one_history(tmp_path, da
     assert evaluations == sorted(set(evaluations)) and evaluations[-1] == start + 25
     after = read_run(folder)
     assert after.state == "done" and after.iterations == start + 25 and after.config.max_iters == start + 25
+    resumed_by = f"python -m engine.gpt train --resume {folder} --max-iters {start + 25}"
+    assert read_card(checkpoint_in(folder))["command"] == f"{began} && {resumed_by}"  # the card says how the whole run was made
 
 
 def test_resuming_needs_iterations_left_and_a_checkpoint(tmp_path, finished, data):
