@@ -60,7 +60,9 @@ def train_run(
     info = read_json(folder / RUN_FILE)
     command = command or info.get("command", "")
     if resume:
-        command = resumed_command(command, f"python -m engine.gpt train --resume {folder} --max-iters {config.max_iters}")
+        began = read_run(folder)
+        before = began.config if began is not None else None
+        command = resumed_command(command, resume_command(folder, config, before) if before is not None else f"python -m engine.gpt train --resume {folder}")
         start = resume_point(folder)
         if config.max_iters <= start:
             raise ConfigError(f"max_iters ({config.max_iters}) must be beyond the checkpoint's iteration ({start}) to continue the run.")
@@ -220,14 +222,25 @@ def run_text(run: RunInfo) -> CharData:
 
 def cli_command(config: GPTTrainConfig, folder: Path, text_file: Path | None = None) -> str:
     """The shell command that trains the same run with the CLI."""
-    parts = ["python -m engine.gpt train --preset cpu"]
-    for name, (_, value) in config_changes(config).items():
-        flag = "--" + name.replace("_", "-")
-        parts.append((flag if value else "--no-" + flag[2:]) if isinstance(value, bool) else f"{flag} {value}")
+    parts = ["python -m engine.gpt train --preset cpu", *flag_words(config_changes(config))]
     if text_file is not None:
         parts.append(f"--text-file {text_file}")
     parts.append(f"--out {folder}")
     return " ".join(parts)
+
+
+def resume_command(folder: Path, config: GPTTrainConfig, before: GPTTrainConfig) -> str:
+    """The shell command that resumes the run in `folder`, begun with `before`, to go on with `config`."""
+    return " ".join(["python -m engine.gpt train --resume", str(folder), *flag_words(config_changes(config, before))])
+
+
+def flag_words(changes: dict[str, tuple[Any, Any]]) -> list[str]:
+    """The CLI's flags for settings changed to new values: `--max-iters 3000`, `--no-bias`."""
+    words = []
+    for name, (_, value) in changes.items():
+        flag = "--" + name.replace("_", "-")
+        words.append((flag if value else "--no-" + flag[2:]) if isinstance(value, bool) else f"{flag} {value}")
+    return words
 
 
 def config_changes(config: GPTTrainConfig, base: GPTTrainConfig = CPU) -> dict[str, tuple[Any, Any]]:
